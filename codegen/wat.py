@@ -1,0 +1,49 @@
+"""Emit a WAT module that imports every host function with its exact signature.
+
+The same definitions that drive the wrappers drive this text, so a module
+produced here always links against those host classes.  ``wat/all_imports.wat``
+has this form; ``python -m codegen --wat`` regenerates it for comparison.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, List
+
+from funk.signature import HostFunction
+
+__all__ = ["emit_wat"]
+
+
+def _func_type(fn: HostFunction) -> str:
+    parts = []
+    if fn.wasm_params:
+        parts.append("(param " + " ".join(fn.wasm_params) + ")")
+    if fn.wasm_results:
+        parts.append("(result " + " ".join(fn.wasm_results) + ")")
+    return " ".join(parts)
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def emit_wat(functions: Iterable[HostFunction], header: str = "") -> str:
+    """A ``(module ...)`` importing each function, grouped by namespace."""
+    lines: List[str] = []
+    if header:
+        lines.extend(";; " + ln if ln else ";;" for ln in header.splitlines())
+    lines.append("(module")
+    last_ns = None
+    for fn in sorted(functions, key=lambda f: (f.namespace, f.name)):
+        if fn.namespace != last_ns:
+            if last_ns is not None:
+                lines.append("")
+            lines.append(f"  ;; {fn.namespace}")
+            last_ns = fn.namespace
+        names = " ".join(fn.wasm_param_names())
+        comment = f"  ;; {names}" if names else ""
+        ftype = _func_type(fn)
+        lines.append(f"  (import {_quote(fn.namespace)} {_quote(fn.name)} "
+                     f"(func{' ' + ftype if ftype else ''})){comment}")
+    lines.append(")")
+    return "\n".join(lines) + "\n"

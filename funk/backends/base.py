@@ -1,0 +1,69 @@
+"""What every engine backend provides.
+
+A ``Backend`` compiles bytes into a ``CompiledModule``; a compiled module
+instantiates with host objects into a ``funk.instance.Instance``.  Linking
+decisions (``LinkPlan``) and trap conversion (``raise_trap``) are shared, so
+only the engine calls differ between backends.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from funk.instance import Instance
+from funk.linking import AllowFilter, ImportSpec, LinkPlan, classes_of
+
+__all__ = ["Backend", "CompiledModule"]
+
+
+class Backend(abc.ABC):
+    """An engine: compiles modules."""
+
+    name: str
+
+    @abc.abstractmethod
+    def compile(self, wasm: bytes) -> "CompiledModule":
+        """Compile a module binary (raises ``CompileError``)."""
+
+
+class CompiledModule(abc.ABC):
+    """A module compiled once, instantiable many times, from any thread.
+
+    ``imports`` and ``exports`` describe the module; ``instantiate`` links it
+    with host objects.  ``allow(namespace, name)``, if given, decides which
+    host functions are linked for real; the others become stubs with the same
+    signature that trap naming the function.
+    """
+
+    backend: Backend
+    imports: Tuple[ImportSpec, ...]
+    exports: Tuple[str, ...]
+    wasm: bytes
+
+    def __init__(self) -> None:
+        self._plans: Dict[Tuple[Tuple[type, ...], Optional[AllowFilter]], Any] = {}
+        self._plans_lock = threading.Lock()
+
+    def instantiate(self, hosts: Sequence[Any] = (), allow: Optional[AllowFilter] = None
+                    ) -> Instance:
+        """A new instance linked with ``hosts`` (see class docstring)."""
+        classes = classes_of(hosts)
+        key = (classes, allow)
+        prepared = self._plans.get(key)
+        if prepared is None:
+            with self._plans_lock:
+                prepared = self._plans.get(key)
+                if prepared is None:
+                    plan = LinkPlan.build(self.imports, classes, allow)
+                    prepared = self._plans[key] = self._prepare(plan)
+        return self._instantiate(prepared, hosts)
+
+    @abc.abstractmethod
+    def _prepare(self, plan: LinkPlan) -> Any:
+        """Engine-side objects reusable for every instance with this plan."""
+
+    @abc.abstractmethod
+    def _instantiate(self, prepared: Any, hosts: Sequence[Any]) -> Instance:
+        """One instance from prepared objects."""

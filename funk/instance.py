@@ -1,0 +1,194 @@
+"""Instances as Python sees them: the per-instance ``Caller`` and ``Instance``.
+
+``Caller`` is the state generated wrappers reach on every host call (memory,
+bound host methods, resource tables, the exception a host function raised).
+A host method may ask for it with a parameter annotated ``Caller``.
+
+``Instance`` is what ``funk.instantiate`` returns: callable exports, the guest
+memory and a way to close it.  The engine-specific parts live in
+``funk.backends``; this module only fixes the behaviour both must share, in
+particular how an aborted guest call becomes one ``Trap``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+
+from funk.errors import Trap
+from funk.memory import GuestMemory, MissingMemory
+from funk.resources import Resources
+
+__all__ = ["Caller", "Instance", "Exports", "ExportFunction"]
+
+
+class Caller:
+    """Per-instance context handed to host code.
+
+    Attributes a host method (parameter annotated ``Caller``) may use:
+
+    * ``memory``: the guest's ``GuestMemory``;
+    * ``resources``: the instance's resource tables (``Handle[T]`` lives here);
+    * ``instance``: the ``Instance`` (to call back into the guest);
+    * ``data``: a free slot for the embedder (Lunatic keeps its process here).
+    """
+
+    __slots__ = ("memory", "methods", "hosts", "resources", "instance", "pending",
+                 "pending_message", "data")
+
+    def __init__(self, methods: List[Callable[..., Any]], hosts: List[Any]) -> None:
+        self.memory: GuestMemory = MissingMemory()
+        #: bound host methods, indexed by the slot the wrappers were generated with
+        self.methods = methods
+        #: the host object behind each slot (custom lowerings receive it)
+        self.hosts = hosts
+        self.resources = Resources()
+        self.instance: Optional[Instance] = None
+        #: exception raised by host code during the current guest call
+        self.pending: Optional[BaseException] = None
+        self.pending_message = ""
+        self.data: Any = None
+
+    def fail(self, exc: BaseException, function: str) -> str:
+        """Record an exception raised by host code; return the trap message.
+
+        Called by generated wrappers.  The exception is re-raised (or wrapped
+        in ``Trap``) to the Python caller of the export once the guest has
+        unwound, so the engine only has to carry a message.
+        """
+        if isinstance(exc, Trap):
+            if exc.function is None:
+                exc.function = function
+            message = exc.message
+        else:
+            message = f"{function}: host function raised {type(exc).__name__}: {exc}"
+        if self.pending is None:
+            self.pending = exc
+            self.pending_message = message
+        return message
+
+
+def raise_trap(caller: Caller, message: str, frames: Sequence[str]) -> None:
+    """Raise what the Python caller of an export sees after a guest trap.
+
+    If host code caused the trap, its exception wins: a ``Trap`` is re-raised
+    itself (with the guest backtrace added); ``BaseException``s that are not
+    ``Exception``s (``KeyboardInterrupt``, ``SystemExit``, WASI's exit) pass
+    through untouched; any other exception becomes the ``__cause__`` of a new
+    ``Trap``.  Otherwise the guest itself trapped and gets a plain ``Trap``.
+    """
+    exc = caller.pending
+    if exc is None:
+        raise Trap(message, frames=frames)
+    message = caller.pending_message
+    caller.pending = None
+    if isinstance(exc, Trap):
+        if not exc.frames:
+            exc.frames = list(frames)
+        raise exc
+    if not isinstance(exc, Exception):
+        raise exc
+    function = message.split(":", 1)[0]
+    raise Trap(message, function=function, frames=frames) from exc
+
+
+class ExportFunction:
+    """A guest export, callable from Python with numbers.
+
+    ``params``/``results`` give its wasm type.  Calling it returns ``None``,
+    one value, or a tuple for multi-value results; a trap raises ``Trap``.
+    """
+
+    name: str
+    params: tuple[str, ...]
+    results: tuple[str, ...]
+
+    def __call__(self, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        res = ", ".join(self.results)
+        return f"<export {self.name}({', '.join(self.params)}) -> ({res})>"
+
+
+class Exports:
+    """Attribute and item access to an instance's exports.
+
+    Functions come back as ``ExportFunction``; a memory export as
+    ``GuestMemory``.  ``names()`` lists everything the module exports.
+    """
+
+    def __init__(self, lookup: Callable[[str], Any], names: Sequence[str]) -> None:
+        self._lookup = lookup
+        self._names = tuple(names)
+        self._cache: Dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        if name not in self._names:
+            raise KeyError(f"the module has no export named {name!r}")
+        value = self._cache[name] = self._lookup(name)
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError as exc:
+            raise AttributeError(str(exc)) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def names(self) -> tuple[str, ...]:
+        """Names of every export of the module."""
+        return self._names
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The export, or ``default`` if there is none of that name."""
+        return self[name] if name in self._names else default
+
+
+class Instance:
+    """An instantiated module with its host objects linked in.
+
+    ``exports`` calls into the guest; ``memory`` is the guest's exported
+    ``memory`` (a ``MissingMemory`` if it exports none); ``caller`` is the
+    per-instance context host functions share; ``hosts`` the host objects.
+    An instance belongs to the thread that created it.
+    """
+
+    backend: str
+
+    def __init__(self, caller: Caller, hosts: Sequence[Any]) -> None:
+        self.caller = caller
+        self.hosts = tuple(hosts)
+        caller.instance = self
+        self.exports: Exports
+
+    @property
+    def memory(self) -> GuestMemory:
+        """The guest's linear memory (bounds-checked accessors)."""
+        return self.caller.memory
+
+    @property
+    def resources(self) -> Resources:
+        """The instance's resource tables."""
+        return self.caller.resources
+
+    def close(self) -> None:
+        """Release the instance: memory access traps from now on."""
+        self.caller.memory.close()
+        self.caller.resources.clear()
+
+    def __enter__(self) -> "Instance":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
