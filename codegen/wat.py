@@ -11,7 +11,7 @@ from typing import Iterable, List
 
 from funk.signature import HostFunction
 
-__all__ = ["emit_wat"]
+__all__ = ["emit_wat", "wat_id"]
 
 
 def _func_type(fn: HostFunction) -> str:
@@ -25,6 +25,15 @@ def _func_type(fn: HostFunction) -> str:
 
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_ID_OK = set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+             "!#$%&'*+-./:<=>?@\\^_`|~")
+
+
+def wat_id(fn: HostFunction) -> str:
+    """The ``$namespace.name`` identifier the emitted module gives an import."""
+    return "$" + "".join(c if c in _ID_OK else "_" for c in f"{fn.namespace}.{fn.name}")
 
 
 def emit_wat(functions: Iterable[HostFunction], header: str = "") -> str:
@@ -44,6 +53,6 @@ def emit_wat(functions: Iterable[HostFunction], header: str = "") -> str:
         comment = f"  ;; {names}" if names else ""
         ftype = _func_type(fn)
         lines.append(f"  (import {_quote(fn.namespace)} {_quote(fn.name)} "
-                     f"(func{' ' + ftype if ftype else ''})){comment}")
+                     f"(func {wat_id(fn)}{' ' + ftype if ftype else ''})){comment}")
     lines.append(")")
     return "\n".join(lines) + "\n"
