@@ -225,8 +225,9 @@ class _WrapperBuilder:
                     [("UnicodeDecodeError", "err",
                       [_stmt(f"raise _utf8_trap({self.qn}, {name!r}, err) from None")])]))
             else:
-                ro = "" if lowering.writable else ".toreadonly()"
-                self.pre.append(_stmt(f"{var} = {window}{ro}"))
+                if not lowering.writable:
+                    window = f"mem.rview[{ptr}:{ptr} + {ln}]"
+                self.pre.append(_stmt(f"{var} = {window}"))
                 self.release.append(var)
             self.args.append(var)
         elif isinstance(lowering, IoSlicesLowering):
@@ -242,7 +243,10 @@ class _WrapperBuilder:
             self.pre.append(_stmt(f"{addr} = {self.u32()}"))
             self._check(addr, str(lowering.size), name)
             cls = self.refs.ptr_class(lowering.target)
-            self.pre.append(_stmt(f"{var} = {cls}(mem, {addr})"))
+            # object.__new__ + two slot stores: half the cost of calling __init__
+            self.pre.append(_stmt(f"{var} = _new({cls})"))
+            self.pre.append(_stmt(f"{var}.memory = mem"))
+            self.pre.append(_stmt(f"{var}.address = {addr}"))
             self.args.append(var)
         elif isinstance(lowering, CustomLowering):
             cls = self.refs.user(lowering.cls)
@@ -289,18 +293,20 @@ class _WrapperBuilder:
         return out
 
     def check_value(self, expr: str, valtype: str, target: str) -> List[Node]:
-        """Range/type check of one wasm result value, then store it."""
-        store = _stmt(f"{target} = {expr}") if target != expr else None
+        """Range/type check of one wasm result value, then store it.
+
+        Both engines must reject the same values (wasmtime's raw slots would
+        silently wrap), so the check is explicit; on failure ``Caller.fail``
+        finds ``result`` in the wrapper's locals and names the bad value.
+        """
         if valtype in _RANGE:
             lo, hi = _RANGE[valtype]
-            check = _try([_if(f"not {lo} <= {expr} <= {hi}",
-                              [_stmt("raise OverflowError")])],
-                         [("(TypeError, OverflowError)", None,
-                           [_stmt(f"raise _bad_result({self.qn}, {expr}, {valtype!r}) from None")])])
-        else:
-            check = _if(f"{expr}.__class__ is not float and {expr}.__class__ is not int",
-                        [_stmt(f"{expr} = _float_result({self.qn}, {expr})")])
-        return [check] + ([store] if store else [])
+            # ``| 0`` rejects floats (which compare fine) and turns IntEnums into ints
+            return [_if(f"not {lo} <= {expr} <= {hi}",
+                        [_stmt(f"raise OverflowError('out of range for {valtype}')")]),
+                    _stmt(f"{target} = {expr} | 0")]
+        # ``* 1.0`` rejects non-numbers and ints too large for a float, keeps -0.0
+        return [_stmt(f"{target} = {expr} * 1.0")]
 
     def out_slots(self, outs: Sequence[OutSlot]) -> List[str]:
         addrs = []
@@ -338,14 +344,16 @@ class _WrapperBuilder:
         else:
             call_stmt = _stmt(f"result = {call}")
         if self.release:
-            body.append(_try([call_stmt], final=[_stmt(f"_release({', '.join(self.release)})")]))
+            release = [_stmt(f"_release({v[1:]})") if v.startswith("*") else _stmt(f"{v}.release()")
+                       for v in self.release]
+            body.append(_try([call_stmt], final=release))
         else:
             body.append(call_stmt)
         body.extend(self.results())
         if self.d.positional:
-            handler = [_stmt(f"ctx.fail(exc, {self.qn})"), _stmt("raise")]
+            handler = [_stmt(f"ctx.fail(exc, {self.qn}, locals())"), _stmt("raise")]
         else:
-            handler = [_stmt(f"return _trap(ctx.fail(exc, {self.qn}))")]
+            handler = [_stmt(f"return _trap(ctx.fail(exc, {self.qn}, locals()))")]
         prologue: List[Node] = []
         if not self.d.positional:
             prologue.append(_stmt("ctx = _tls.caller"))
@@ -382,9 +390,7 @@ class _WrapperBuilder:
         else:  # multi
             n = len(res.values)
             names = [f"value{i}" for i in range(n)]
-            out.append(_try([_stmt(f"{', '.join(names)}, = result")],
-                            [("(TypeError, ValueError)", None,
-                              [_stmt(f"raise _bad_multi({self.qn}, result, {n}) from None")])]))
+            out.append(_stmt(f"{', '.join(names)}, = result"))
             pos = 0
             for name, lifting in zip(names, res.values):
                 k = len(lifting.wasm_types)
@@ -460,8 +466,7 @@ def emit_module(cls: type, functions: Sequence[HostFunction], backend: str) -> G
     imports = [
         "import struct as _struct",
         "from funk.records import record_layout",
-        "from funk.runtime import (_bad_multi, _bad_result, _float_result, _io_slices, "
-        "_release, _utf8_trap)",
+        "from funk.runtime import _io_slices, _new, _release, _utf8_trap",
         "from funk.types import " + ", ".join(["Ptr"] + sorted(refs.scalars)),
     ]
     if backend == "wasmtime":

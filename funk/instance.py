@@ -12,6 +12,7 @@ particular how an aborted guest call becomes one ``Trap``.
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from funk.errors import Trap
@@ -19,6 +20,9 @@ from funk.memory import GuestMemory, MissingMemory
 from funk.resources import Resources
 
 __all__ = ["Caller", "Instance", "Exports", "ExportFunction"]
+
+# errors that mean "the returned value cannot become the declared wasm values"
+_CONVERSION_ERRORS = (TypeError, ValueError, OverflowError, struct.error)
 
 
 class Caller:
@@ -48,17 +52,23 @@ class Caller:
         self.pending_message = ""
         self.data: Any = None
 
-    def fail(self, exc: BaseException, function: str) -> str:
+    def fail(self, exc: BaseException, function: str,
+             frame: Optional[Dict[str, Any]] = None) -> str:
         """Record an exception raised by host code; return the trap message.
 
-        Called by generated wrappers.  The exception is re-raised (or wrapped
-        in ``Trap``) to the Python caller of the export once the guest has
-        unwound, so the engine only has to carry a message.
+        Called by generated wrappers, with their ``locals()``: if the host
+        method had already returned (``result`` is bound), the failure is in
+        converting what it returned, and the message says so.  The exception
+        is re-raised (or wrapped in ``Trap``) to the Python caller of the
+        export once the guest has unwound, so the engine only carries text.
         """
         if isinstance(exc, Trap):
             if exc.function is None:
                 exc.function = function
             message = exc.message
+        elif frame is not None and "result" in frame and isinstance(exc, _CONVERSION_ERRORS):
+            message = (f"{function}: host function returned {frame['result']!r}, which does "
+                       f"not fit its wasm result type ({exc})")
         else:
             message = f"{function}: host function raised {type(exc).__name__}: {exc}"
         if self.pending is None:

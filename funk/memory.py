@@ -29,18 +29,21 @@ class GuestMemory:
     ``view`` is a writable ``memoryview`` of format ``B``; ``size`` its length
     in bytes.  Python code driving a guest (not only host functions) can use
     ``read``/``write``/``unpack``/``pack``; every access is bounds-checked and
-    out-of-bounds raises ``Trap``.
+    out-of-bounds raises ``Trap``.  ``rview`` is a read-only view of the same
+    memory.
     """
 
-    __slots__ = ("view", "size", "_fetch")
+    __slots__ = ("view", "rview", "size", "_fetch")
 
     def __init__(self, fetch: Callable[[], tuple[memoryview, int]]) -> None:
         self._fetch = fetch
-        self.view, self.size = fetch()
+        self.refresh()
 
     def refresh(self) -> None:
         """Re-read the memory's current extent from the engine."""
         self.view, self.size = self._fetch()
+        #: the same memory, read-only: ``Bytes``/``IoSlices`` views are cut from it
+        self.rview = self.view.toreadonly()
 
     def require(self, ptr: int, length: int, function: Optional[str] = None,
                 param: Optional[str] = None) -> None:
@@ -100,7 +103,7 @@ class GuestMemory:
     def close(self) -> None:
         """Forget the memory (its instance is gone): later accesses trap."""
         self._fetch = _nothing
-        self.view, self.size = _EMPTY, 0
+        self.refresh()
 
 
 def _nothing() -> tuple[memoryview, int]:

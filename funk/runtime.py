@@ -13,13 +13,15 @@ from typing import Any, List
 from funk.errors import Trap
 from funk.memory import GuestMemory
 
-__all__ = ["_release", "_io_slices", "_utf8_trap", "_bad_result", "_bad_multi",
-           "_float_result"]
+__all__ = ["_release", "_io_slices", "_utf8_trap", "_new"]
+
+#: allocate an object without running ``__init__`` (used for ``Ptr``s)
+_new = object.__new__
 
 _iovec = struct.Struct("<II")
 
 
-def _release(*views: memoryview) -> None:
+def _release(views: List[memoryview]) -> None:
     """Release views of guest memory once the host call is over.
 
     A host method that keeps a view past its call would otherwise hold a
@@ -40,37 +42,17 @@ def _io_slices(mem: GuestMemory, ptr: int, count: int, writable: bool, function:
     if ptr + size > mem.size:
         mem.require(ptr, size, function, param)
     view = mem.view
+    if not writable:
+        view = mem.rview
     out: List[memoryview] = []
     for i, (buf, length) in enumerate(_iovec.iter_unpack(view[ptr:ptr + size])):
         if buf + length > mem.size:
             mem.require(buf, length, function, f"{param}[{i}]")
-            view = mem.view
-        piece = view[buf:buf + length]
-        out.append(piece if writable else piece.toreadonly())
+            view = mem.view if writable else mem.rview
+        out.append(view[buf:buf + length])
     return out
 
 
 def _utf8_trap(function: str, param: str, err: UnicodeDecodeError) -> Trap:
     return Trap(f"{function}: parameter {param!r} is not valid UTF-8 "
                 f"({err.reason} at byte {err.start})", function=function)
-
-
-def _bad_result(function: str, value: Any, valtype: str) -> Trap:
-    if isinstance(value, int):
-        why = "is out of range"
-    else:
-        why = f"is a {type(value).__name__}, not an int"
-    return Trap(f"{function}: host function returned {value!r}, which {why} for {valtype}",
-                function=function)
-
-
-def _bad_multi(function: str, value: Any, n: int) -> Trap:
-    return Trap(f"{function}: host function must return a tuple of {n} values, "
-                f"got {value!r}", function=function)
-
-
-def _float_result(function: str, value: Any) -> float:
-    if isinstance(value, (int, float)):
-        return float(value)
-    raise Trap(f"{function}: host function returned {value!r}, not a number",
-               function=function)

@@ -88,7 +88,9 @@ def _stub(qualname: str) -> Callable[..., int]:
     message = f"host function {qualname} is not allowed in this environment"
 
     def stub(env: Any, caller: Any, args: Any, nargs: int) -> int:
-        return _trap(message)
+        # Recorded on the Caller like any host trap, so the Python caller gets
+        # a Trap whose ``function`` names the stub, as on wasmer.
+        return _trap(_tls.caller.fail(Trap(message, function=qualname), qualname))
 
     return stub
 
