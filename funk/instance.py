@@ -16,7 +16,7 @@ import struct
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from funk.errors import Trap
-from funk.memory import GuestMemory, MissingMemory
+from funk.memory import DURING_START, GuestMemory, MissingMemory
 from funk.resources import Resources
 
 __all__ = ["Caller", "Instance", "Exports", "ExportFunction"]
@@ -40,7 +40,7 @@ class Caller:
                  "pending_message", "data")
 
     def __init__(self, methods: List[Callable[..., Any]], hosts: List[Any]) -> None:
-        self.memory: GuestMemory = MissingMemory()
+        self.memory: GuestMemory = MissingMemory(DURING_START)
         #: bound host methods, indexed by the slot the wrappers were generated with
         self.methods = methods
         #: the host object behind each slot (custom lowerings receive it)
@@ -81,7 +81,8 @@ def raise_trap(caller: Caller, message: str, frames: Sequence[str]) -> None:
     """Raise what the Python caller of an export sees after a guest trap.
 
     If host code caused the trap, its exception wins: a ``Trap`` is re-raised
-    itself (with the guest backtrace added); ``BaseException``s that are not
+    itself (with the guest backtrace added where the engine reports one; for
+    traps raised by host code neither engine does today); ``BaseException``s that are not
     ``Exception``s (``KeyboardInterrupt``, ``SystemExit``, WASI's exit) pass
     through untouched; any other exception becomes the ``__cause__`` of a new
     ``Trap``.  Otherwise the guest itself trapped and gets a plain ``Trap``.

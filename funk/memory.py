@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 from funk.errors import Trap
 
-__all__ = ["GuestMemory", "MissingMemory"]
+__all__ = ["GuestMemory", "MissingMemory", "DURING_START"]
 
 _EMPTY = memoryview(bytearray())
 
@@ -116,16 +116,22 @@ class MissingMemory(GuestMemory):
     Every access traps with a message saying so, instead of failing obscurely.
     """
 
-    __slots__ = ()
+    __slots__ = ("reason",)
 
-    def __init__(self) -> None:
+    def __init__(self, reason: str = "the guest module does not export a memory named "
+                                      "'memory'") -> None:
         super().__init__(_nothing)
+        self.reason = reason
 
     def require(self, ptr: int, length: int, function: Optional[str] = None,
                 param: Optional[str] = None) -> None:
-        raise Trap(_where(function, param)
-                   + "the guest module does not export a memory named 'memory'",
-                   function=function)
+        raise Trap(_where(function, param) + self.reason, function=function)
+
+
+#: what host functions see while the module's start function runs: neither
+#: engine hands out the instance's exports before instantiation has finished
+DURING_START = ("guest memory is not available while the module's start function runs "
+                "(it is linked once instantiation finishes)")
 
 
 def _where(function: Optional[str], param: Optional[str]) -> str:

@@ -521,7 +521,8 @@ _HINT = ("parameters may be funk scalars (i32, u32, i64, u64, f32, f64, ...), St
 
 
 def _show(ann: Any) -> str:
-    if isinstance(ann, type):
+    # ``list[int]`` passes ``isinstance(..., type)`` but its qualname is just "list"
+    if isinstance(ann, type) and not typing.get_args(ann):
         return ann.__qualname__
     return repr(ann)
 

@@ -41,6 +41,17 @@ def wasmtime_message(text: str) -> Tuple[str, List[str]]:
     return (lines[0] if lines else text.strip()), []
 
 
+#: at most this many frames are kept (a runaway recursion yields ~500k on wasmer)
+MAX_FRAMES = 64
+
+
+def _cap(frames: List[str]) -> List[str]:
+    if len(frames) <= MAX_FRAMES:
+        return frames
+    half = MAX_FRAMES // 2
+    return frames[:half] + [f"... {len(frames) - MAX_FRAMES} more frames ..."] + frames[-half:]
+
+
 _WASMER_FRAME = re.compile(r"^\s+at (.*?) \((.*)\[(\d+)\]:0x([0-9a-f]+)\)\s*$")
 
 
@@ -55,4 +66,4 @@ def wasmer_message(text: str) -> Tuple[str, List[str]]:
         m = _WASMER_FRAME.match(ln)
         if m:
             frames.append(frame_text(m.group(1), int(m.group(3)), int(m.group(4), 16)))
-    return first.strip(), frames
+    return first.strip(), _cap(frames)

@@ -25,7 +25,7 @@ from funk.errors import CompileError, LinkError, Trap
 from funk.generate import factories
 from funk.instance import Caller, Exports, ExportFunction, Instance, raise_trap
 from funk.linking import ImportSpec, LinkPlan
-from funk.memory import GuestMemory
+from funk.memory import GuestMemory, MissingMemory
 from funk.traps import wasmer_message
 
 __all__ = ["BACKEND", "WasmerBackend", "store"]
@@ -203,6 +203,8 @@ class WasmerInstance(Instance):
             memory = None
         if isinstance(memory, wasmer.Memory):
             caller.memory = self._guest_memory(memory)
+        else:
+            caller.memory = MissingMemory()
         self.exports = Exports(self._export, module.exports)
 
     @staticmethod

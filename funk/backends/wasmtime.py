@@ -31,14 +31,20 @@ from funk.errors import CompileError, LinkError, Trap
 from funk.generate import factories
 from funk.instance import Caller, Exports, ExportFunction, Instance, raise_trap
 from funk.linking import ImportSpec, LinkPlan
-from funk.memory import GuestMemory
-from funk.traps import frame_text, wasmtime_message
+from funk.memory import GuestMemory, MissingMemory
+from funk.traps import _cap, frame_text, wasmtime_message
 
 __all__ = ["BACKEND", "WasmtimeBackend", "engine", "_tls", "_trap"]
 
+
+class _CallerSlot(threading.local):
+    #: a class attribute, so every thread starts with ``None`` (an attribute
+    #: set on the instance at import time would exist in the main thread only)
+    caller: Optional[Caller] = None
+
+
 #: ``_tls.caller`` is the ``Caller`` of the instance whose export runs on this thread
-_tls = threading.local()
-_tls.caller = None
+_tls = _CallerSlot()
 
 _NULL_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
 
@@ -81,7 +87,8 @@ def _valtypes(types: Sequence[Any]) -> Tuple[str, ...]:
 
 
 def _frames(trap: wasmtime.Trap) -> List[str]:
-    return [frame_text(f.func_name, f.func_index, f.module_offset) for f in trap.frames or ()]
+    return _cap([frame_text(f.func_name, f.func_index, f.module_offset)
+                 for f in trap.frames or ()])
 
 
 def _stub(qualname: str) -> Callable[..., int]:
@@ -263,6 +270,8 @@ class WasmtimeInstance(Instance):
         memory = self._externs.get("memory")
         if isinstance(memory, wasmtime.Memory):
             caller.memory = self._guest_memory(memory)
+        else:
+            caller.memory = MissingMemory()
         self.exports = Exports(self._export, module.exports)
 
     def _guest_memory(self, memory: wasmtime.Memory) -> GuestMemory:
