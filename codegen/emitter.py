@@ -473,7 +473,7 @@ def emit_module(cls: type, functions: Sequence[HostFunction], backend: str) -> G
         imports.append("from funk.backends.wasmtime import _tls, _trap")
     body: List[cst.BaseStatement] = [_stmt(line) for line in imports]
     body.extend(_stmt(line) for line in refs.setup)
-    module = cst.Module(body=body)
+    module = cst.Module(body=body)  # type: ignore[arg-type]
     code = header + "\n" + module.code
     for node in defs:
         code += "\n\n" + cst.Module(body=[node]).code

@@ -159,7 +159,7 @@ def record(cls: C) -> C:
         offset += f_size
         align = max(align, f_align)
     size = (offset + align - 1) // align * align
-    data_cls = dataclass(cls)
+    data_cls: C = typing.cast(C, dataclass(cls))
     setattr(data_cls, _LAYOUT_ATTR, RecordLayout(data_cls, fields, size, align))
     return data_cls
 

@@ -191,7 +191,7 @@ class Ptr(Generic[T]):
         return sub
 
 
-class MultiValue(tuple):  # type: ignore[type-arg]
+class MultiValue(tuple):
     """Return annotation for true wasm multi-value results.
 
     ``-> MultiValue[i32, i64]``: the host returns a tuple ``(a, b)`` and the

@@ -94,10 +94,12 @@ def _frames(trap: wasmtime.Trap) -> List[str]:
 def _stub(qualname: str) -> Callable[..., int]:
     message = f"host function {qualname} is not allowed in this environment"
 
-    def stub(env: Any, caller: Any, args: Any, nargs: int) -> int:
+    def stub(env: Any, raw_caller: Any, args: Any, nargs: int) -> int:
         # Recorded on the Caller like any host trap, so the Python caller gets
         # a Trap whose ``function`` names the stub, as on wasmer.
-        return _trap(_tls.caller.fail(Trap(message, function=qualname), qualname))
+        caller = _tls.caller
+        assert caller is not None  # set by every export call and instantiation
+        return _trap(caller.fail(Trap(message, function=qualname), qualname))
 
     return stub
 
