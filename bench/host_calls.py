@@ -30,8 +30,8 @@ import statistics
 import struct
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -115,7 +115,7 @@ def wasmtime_hand() -> Callable[[str, int], int]:
     eng = shared_engine()
     module = wasmtime.Module(eng, GUEST)
     linker = wasmtime.Linker(eng)
-    state: Dict[str, memoryview] = {}
+    state: dict[str, memoryview] = {}
 
     def trap(msg: str) -> int:
         data = msg.encode()
@@ -178,8 +178,8 @@ def wasmtime_hand() -> Callable[[str, int], int]:
     return _raw_caller(store, funcs, keep)
 
 
-def _raw_caller(store: wasmtime.Store, funcs: Dict[str, wasmtime.Func],
-                keep: List[object]) -> Callable[[str, int], int]:
+def _raw_caller(store: wasmtime.Store, funcs: dict[str, wasmtime.Func],
+                keep: list[object]) -> Callable[[str, int], int]:
     """Call exports with wasmtime_func_call_unchecked, as funk does."""
 
     def call(case: str, n: int) -> int:
@@ -235,7 +235,7 @@ def wasmer_hand() -> Callable[[str, int], int]:
 
     s = thread_store()
     module = wasmer.Module(s, funk.wasm_input.to_wasm_bytes(GUEST))
-    state: Dict[str, memoryview] = {}
+    state: dict[str, memoryview] = {}
     host = BenchHost()
     add = host.add  # no glue needed: the bound method is the host function
     h_str16, h_bytes4k = host.str16, host.bytes4k
@@ -291,10 +291,10 @@ def _per_call(call: Callable[[str, int], int], case: str, n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
-def measure(variants: Dict[str, Callable[[str, int], int]], calls: int,
-            rounds: int) -> Dict[str, Dict[str, List[float]]]:
+def measure(variants: dict[str, Callable[[str, int], int]], calls: int,
+            rounds: int) -> dict[str, dict[str, list[float]]]:
     """Per case, per variant: the per-call times of each round (interleaved)."""
-    out: Dict[str, Dict[str, List[float]]] = {c: {v: [] for v in variants} for c in CASES}
+    out: dict[str, dict[str, list[float]]] = {c: {v: [] for v in variants} for c in CASES}
     for call in variants.values():  # warm-up
         for case in CASES:
             call(case, 200)
@@ -306,11 +306,11 @@ def measure(variants: Dict[str, Callable[[str, int], int]], calls: int,
     return out
 
 
-def _ratio(a: List[float], b: List[float]) -> float:
+def _ratio(a: list[float], b: list[float]) -> float:
     return statistics.median(x / y for x, y in zip(a, b))
 
 
-def report(engine: str, times: Dict[str, Dict[str, List[float]]]) -> List[Tuple[str, float,
+def report(engine: str, times: dict[str, dict[str, list[float]]]) -> list[tuple[str, float,
                                                                                   float]]:
     """Print one engine's table; return (case, funk/hand, define_func/funk)."""
     rows = []

@@ -13,7 +13,8 @@ verifies the generated files committed to the repository (``artifacts``).
 from __future__ import annotations
 
 import importlib
-from typing import Iterable, List
+from collections.abc import Iterable
+from typing import List
 
 from funk.signature import HostFunction, host_functions_of
 
@@ -33,9 +34,9 @@ def load_class(spec: str) -> type:
     return obj
 
 
-def functions_of_classes(classes: Iterable[type]) -> List[HostFunction]:
+def functions_of_classes(classes: Iterable[type]) -> list[HostFunction]:
     """All host functions of the given classes, in class order."""
-    out: List[HostFunction] = []
+    out: list[HostFunction] = []
     for cls in classes:
         out.extend(host_functions_of(cls))
     return out

@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
-from typing import List, Optional
 
 from codegen import functions_of_classes, load_class
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m codegen``."""
     parser = argparse.ArgumentParser(prog="python -m codegen", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -25,14 +25,24 @@ from __future__ import annotations
 
 import keyword
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Union
 
 import libcst as cst
 
-from funk.signature import (CallerLowering, CustomLifting, CustomLowering,
-                            HostFunction, IoSlicesLowering, Lifting, OutSlot, PtrLowering,
-                            RangeLowering, ScalarLifting, ScalarLowering)
+from funk.signature import (
+    CallerLowering,
+    CustomLifting,
+    CustomLowering,
+    HostFunction,
+    IoSlicesLowering,
+    Lifting,
+    OutSlot,
+    PtrLowering,
+    RangeLowering,
+    ScalarLowering,
+)
 from funk.types import Scalar
 
 __all__ = ["emit_module", "GeneratedModule", "DIALECTS", "BackendDialect"]
@@ -46,7 +56,7 @@ class BackendDialect:
 
     name: str
     #: wasm value type -> field of ``wasmtime_val_raw_t`` (wasmtime only)
-    raw_field: Dict[str, str] = field(default_factory=dict)
+    raw_field: dict[str, str] = field(default_factory=dict)
 
     @property
     def positional(self) -> bool:
@@ -70,18 +80,18 @@ class GeneratedModule:
     """Source text of a wrapper module plus the objects it refers to by name."""
 
     source: str
-    refs: Dict[str, Any]
-    factories: Dict[str, str]  # HostFunction qualname -> factory function name
+    refs: dict[str, Any]
+    factories: dict[str, str]  # HostFunction qualname -> factory function name
 
 
 class _Refs:
     """Gives each referenced object (record layout, Ptr class...) a stable name."""
 
     def __init__(self) -> None:
-        self.names: Dict[str, Any] = {}
-        self.setup: List[str] = []
+        self.names: dict[str, Any] = {}
+        self.setup: list[str] = []
         self.scalars: set[str] = set()
-        self._by_id: Dict[int, str] = {}
+        self._by_id: dict[int, str] = {}
 
     def user(self, obj: Any) -> str:
         """Name of a user object (class) supplied to the module when loaded."""
@@ -146,9 +156,9 @@ def _if(test: str, body: Sequence[Node]) -> cst.If:
     return cst.If(test=cst.parse_expression(test), body=_block(body))
 
 
-def _try(body: Sequence[Node], handlers: Sequence[tuple[Optional[str], Optional[str],
+def _try(body: Sequence[Node], handlers: Sequence[tuple[str | None, str | None,
                                                          Sequence[Node]]] = (),
-         final: Optional[Sequence[Node]] = None) -> cst.Try:
+         final: Sequence[Node] | None = None) -> cst.Try:
     hs = []
     for typ, name, hbody in handlers:
         hs.append(cst.ExceptHandler(
@@ -160,8 +170,8 @@ def _try(body: Sequence[Node], handlers: Sequence[tuple[Optional[str], Optional[
 
 
 def _def(name: str, params: Sequence[str], body: Sequence[Node],
-         doc: Optional[str] = None) -> cst.FunctionDef:
-    stmts: List[Node] = []
+         doc: str | None = None) -> cst.FunctionDef:
+    stmts: list[Node] = []
     if doc:
         stmts.append(_stmt(repr(doc)))
     stmts.extend(body)
@@ -184,9 +194,9 @@ class _WrapperBuilder:
         self.refs = refs
         self.qn = repr(fn.qualname)
         self.raw_index = 0
-        self.pre: List[Node] = []       # lowering statements, before the call
-        self.release: List[str] = []    # views to release after the call
-        self.args: List[str] = []       # Python arguments of the method call
+        self.pre: list[Node] = []       # lowering statements, before the call
+        self.release: list[str] = []    # views to release after the call
+        self.args: list[str] = []       # Python arguments of the method call
         self.uses_memory = False
         self.uses_host = False
 
@@ -272,9 +282,9 @@ class _WrapperBuilder:
 
     # results ----------------------------------------------------------------
 
-    def lift(self, value: str, lifting: Lifting, targets: List[str]) -> List[Node]:
+    def lift(self, value: str, lifting: Lifting, targets: list[str]) -> list[Node]:
         """Statements storing the lifted ``value`` into result slots ``targets``."""
-        out: List[Node] = []
+        out: list[Node] = []
         if isinstance(lifting, CustomLifting):
             self.uses_host = True
             cls = self.refs.user(lifting.cls)
@@ -292,7 +302,7 @@ class _WrapperBuilder:
             out.extend(self.check_value(expr, valtype, target))
         return out
 
-    def check_value(self, expr: str, valtype: str, target: str) -> List[Node]:
+    def check_value(self, expr: str, valtype: str, target: str) -> list[Node]:
         """Range/type check of one wasm result value, then store it.
 
         Both engines must reject the same values (wasmtime's raw slots would
@@ -308,7 +318,7 @@ class _WrapperBuilder:
         # ``* 1.0`` rejects non-numbers and ints too large for a float, keeps -0.0
         return [_stmt(f"{target} = {expr} * 1.0")]
 
-    def out_slots(self, outs: Sequence[OutSlot]) -> List[str]:
+    def out_slots(self, outs: Sequence[OutSlot]) -> list[str]:
         addrs = []
         for o in outs:
             addr = f"{o.name}_addr"
@@ -317,7 +327,7 @@ class _WrapperBuilder:
             addrs.append(addr)
         return addrs
 
-    def write_out(self, slot: OutSlot, addr: str, value: str) -> List[Node]:
+    def write_out(self, slot: OutSlot, addr: str, value: str) -> list[Node]:
         if slot.lifting is not None:
             cls = self.refs.user(slot.lifting.cls)
             self.uses_host = True
@@ -338,7 +348,7 @@ class _WrapperBuilder:
         addrs = self.out_slots(res.outs) if res.kind == "spill" else []
         method = "ctx.methods[slot]" if not self.d.positional else "method"
         call = f"{method}({', '.join(self.args)})"
-        body: List[Node] = list(self.pre)
+        body: list[Node] = list(self.pre)
         if res.kind == "none":
             call_stmt = _stmt(call)
         else:
@@ -354,7 +364,7 @@ class _WrapperBuilder:
             handler = [_stmt(f"ctx.fail(exc, {self.qn}, locals())"), _stmt("raise")]
         else:
             handler = [_stmt(f"return _trap(ctx.fail(exc, {self.qn}, locals()))")]
-        prologue: List[Node] = []
+        prologue: list[Node] = []
         if not self.d.positional:
             prologue.append(_stmt("ctx = _tls.caller"))
             if self.uses_host:
@@ -367,9 +377,9 @@ class _WrapperBuilder:
                      prologue + [_try(body, [("BaseException", "exc", handler)])])
         return self.factory(inner, addrs)
 
-    def results(self) -> List[Node]:
+    def results(self) -> list[Node]:
         res = self.fn.result
-        out: List[Node] = []
+        out: list[Node] = []
         if res.kind == "none":
             return [_stmt("return 0")] if not self.d.positional else []
         slots = self.result_targets(res.wasm_types)
@@ -378,7 +388,7 @@ class _WrapperBuilder:
         elif res.kind == "spill":
             addrs = [f"{o.name}_addr" for o in res.outs]
             names = ["first"] + [o.name for o in res.outs]
-            writes: List[Node] = [_stmt(f"{', '.join(names)} = result")]
+            writes: list[Node] = [_stmt(f"{', '.join(names)} = result")]
             for o, a in zip(res.outs, addrs):
                 writes.extend(self.write_out(o, a, o.name))
             # A bare first value (not a tuple) means "status only": the
@@ -403,17 +413,17 @@ class _WrapperBuilder:
             out.append(_stmt("return 0"))
         return out
 
-    def result_targets(self, types: Sequence[str]) -> List[str]:
+    def result_targets(self, types: Sequence[str]) -> list[str]:
         if self.d.positional:
             return [f"r{i}" for i in range(len(types))]
         return [f"args[{i}].{self.d.raw_field[t]}" for i, t in enumerate(types)]
 
-    def wrapper_params(self) -> List[str]:
+    def wrapper_params(self) -> list[str]:
         if self.d.positional:
             return [f"p{i}" for i in range(len(self.fn.wasm_params))]
         return ["env", "caller", "args", "nargs"]
 
-    def factory(self, inner: cst.FunctionDef, addrs: List[str]) -> cst.FunctionDef:
+    def factory(self, inner: cst.FunctionDef, addrs: list[str]) -> cst.FunctionDef:
         fn = self.fn
         doc = f"{fn.qualname} {fn.signature}  <- {fn.owner.__qualname__}.{fn.attr}"
         name = f"{self.d.name}_{_identifier(fn.namespace)}__{_identifier(fn.name)}"
@@ -449,8 +459,8 @@ def emit_module(cls: type, functions: Sequence[HostFunction], backend: str) -> G
     """The wrapper module of ``cls``'s host functions for ``backend``."""
     dialect = DIALECTS[backend]
     refs = _Refs()
-    defs: List[cst.FunctionDef] = []
-    factories: Dict[str, str] = {}
+    defs: list[cst.FunctionDef] = []
+    factories: dict[str, str] = {}
     for fn in functions:
         node = _WrapperBuilder(fn, dialect, refs).build()
         defs.append(node)
@@ -471,7 +481,7 @@ def emit_module(cls: type, functions: Sequence[HostFunction], backend: str) -> G
     ]
     if backend == "wasmtime":
         imports.append("from funk.backends.wasmtime import _tls, _trap")
-    body: List[cst.BaseStatement] = [_stmt(line) for line in imports]
+    body: list[cst.BaseStatement] = [_stmt(line) for line in imports]
     body.extend(_stmt(line) for line in refs.setup)
     module = cst.Module(body=body)  # type: ignore[arg-type]
     code = header + "\n" + module.code

@@ -7,7 +7,7 @@ has this form; ``python -m codegen --wat`` regenerates it for comparison.
 
 from __future__ import annotations
 
-from typing import Iterable, List
+from collections.abc import Iterable
 
 from funk.signature import HostFunction
 
@@ -38,7 +38,7 @@ def wat_id(fn: HostFunction) -> str:
 
 def emit_wat(functions: Iterable[HostFunction], header: str = "") -> str:
     """A ``(module ...)`` importing each function, grouped by namespace."""
-    lines: List[str] = []
+    lines: list[str] = []
     if header:
         lines.extend(";; " + ln if ln else ";;" for ln in header.splitlines())
     lines.append("(module")

@@ -21,7 +21,8 @@ The marshalling code for each method is generated once per engine (see
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, TypeVar, overload
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, TypeVar, overload
 
 from funk import backends
 from funk.backends.base import CompiledModule
@@ -29,8 +30,14 @@ from funk.errors import CompileError, DefinitionError, FunkError, LinkError, Tra
 from funk.instance import Caller, Instance
 from funk.linking import AllowFilter
 from funk.records import record
-from funk.signature import (HostFunction, _FUNCTIONS_ATTR, describe_class, export,
-                            host_functions_of, internal)
+from funk.signature import (
+    _FUNCTIONS_ATTR,
+    HostFunction,
+    describe_class,
+    export,
+    host_functions_of,
+    internal,
+)
 from funk.wasm_input import WasmSource, to_wasm_bytes
 
 __version__ = "0.1.0"
@@ -52,7 +59,7 @@ def host_functions(cls: C) -> C: ...
 def host_functions(*, namespace: str = "env") -> Callable[[C], C]: ...
 
 
-def host_functions(cls: Optional[C] = None, *, namespace: str = "env") -> Any:
+def host_functions(cls: C | None = None, *, namespace: str = "env") -> Any:
     """Class decorator: expose the class's public methods as wasm imports.
 
     Every public method becomes a host function in ``namespace`` under its own
@@ -88,7 +95,7 @@ def compile(wasm: WasmSource, backend: str = DEFAULT_BACKEND) -> CompiledModule:
 
 
 def instantiate(wasm: Any, hosts: Sequence[Any] = (), backend: str = DEFAULT_BACKEND,
-                allow: Optional[AllowFilter] = None) -> Instance:
+                allow: AllowFilter | None = None) -> Instance:
     """Compile (unless given a compiled module) and instantiate with ``hosts``.
 
     ``hosts`` are instances of ``@host_functions`` classes; each keeps its own

@@ -8,7 +8,7 @@ raised at instantiation when imports and host functions do not fit together.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 
 class FunkError(Exception):
@@ -44,7 +44,7 @@ class Trap(FunkError):
         frames: the guest backtrace as text lines, where the engine gives one.
     """
 
-    def __init__(self, message: str, *, function: Optional[str] = None,
+    def __init__(self, message: str, *, function: str | None = None,
                  frames: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.message = message

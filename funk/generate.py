@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import linecache
 import threading
-from typing import Any, Callable, Dict, Tuple
+from collections.abc import Callable
+from typing import Any
 
 from funk.signature import host_functions_of
 
 __all__ = ["factories", "source"]
 
-_cache: Dict[Tuple[type, str], Dict[str, Callable[..., Any]]] = {}
+_cache: dict[tuple[type, str], dict[str, Callable[..., Any]]] = {}
 _lock = threading.Lock()
 
 
@@ -28,7 +29,7 @@ def source(cls: type, backend: str) -> str:
     return emit_module(cls, host_functions_of(cls), backend).source
 
 
-def factories(cls: type, backend: str) -> Dict[str, Callable[..., Any]]:
+def factories(cls: type, backend: str) -> dict[str, Callable[..., Any]]:
     """Factory functions of ``cls``'s wrappers for ``backend``, by qualname."""
     key = (cls, backend)
     try:
@@ -41,7 +42,7 @@ def factories(cls: type, backend: str) -> Dict[str, Callable[..., Any]]:
         return _cache[key]
 
 
-def _load(cls: type, backend: str) -> Dict[str, Callable[..., Any]]:
+def _load(cls: type, backend: str) -> dict[str, Callable[..., Any]]:
     from codegen.emitter import emit_module
 
     generated = emit_module(cls, host_functions_of(cls), backend)
@@ -49,7 +50,7 @@ def _load(cls: type, backend: str) -> Dict[str, Callable[..., Any]]:
     # Register the text so tracebacks through generated code show its lines.
     lines = generated.source.splitlines(keepends=True)
     linecache.cache[filename] = (len(generated.source), None, lines, filename)
-    namespace: Dict[str, Any] = dict(generated.refs)
+    namespace: dict[str, Any] = dict(generated.refs)
     namespace["__name__"] = f"funk.generated.{backend}.{cls.__qualname__}"
     exec(compile(generated.source, filename, "exec"), namespace)
     return {qualname: namespace[name] for qualname, name in generated.factories.items()}

@@ -13,7 +13,9 @@ particular how an aborted guest call becomes one ``Trap``.
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from funk.errors import Trap
 from funk.memory import DURING_START, GuestMemory, MissingMemory
@@ -36,24 +38,36 @@ class Caller:
     * ``data``: a free slot for the embedder (Lunatic keeps its process here).
     """
 
-    __slots__ = ("memory", "methods", "hosts", "resources", "instance", "pending",
+    __slots__ = ("memory", "methods", "hosts", "resources", "_instance", "pending",
                  "pending_message", "data")
 
-    def __init__(self, methods: List[Callable[..., Any]], hosts: List[Any]) -> None:
+    def __init__(self, methods: list[Callable[..., Any]], hosts: list[Any]) -> None:
         self.memory: GuestMemory = MissingMemory(DURING_START)
         #: bound host methods, indexed by the slot the wrappers were generated with
         self.methods = methods
         #: the host object behind each slot (custom lowerings receive it)
         self.hosts = hosts
         self.resources = Resources()
-        self.instance: Optional[Instance] = None
+        # weak: the engine holds the wrappers that hold this Caller, so a strong
+        # reference back to the Instance would make a cycle through native code
+        # that Python's collector cannot free
+        self._instance: Callable[[], Instance | None] = _no_instance
         #: exception raised by host code during the current guest call
-        self.pending: Optional[BaseException] = None
+        self.pending: BaseException | None = None
         self.pending_message = ""
         self.data: Any = None
 
+    @property
+    def instance(self) -> Instance | None:
+        """The ``Instance`` (``None`` once it has been dropped)."""
+        return self._instance()
+
+    @instance.setter
+    def instance(self, value: Instance | None) -> None:
+        self._instance = _no_instance if value is None else weakref.ref(value)
+
     def fail(self, exc: BaseException, function: str,
-             frame: Optional[Dict[str, Any]] = None) -> str:
+             frame: dict[str, Any] | None = None) -> str:
         """Record an exception raised by host code; return the trap message.
 
         Called by generated wrappers, with their ``locals()``: if the host
@@ -75,6 +89,10 @@ class Caller:
             self.pending = exc
             self.pending_message = message
         return message
+
+
+def _no_instance() -> None:
+    return None
 
 
 def raise_trap(caller: Caller, message: str, frames: Sequence[str]) -> None:
@@ -128,20 +146,15 @@ class Exports:
     ``GuestMemory``.  ``names()`` lists everything the module exports.
     """
 
-    def __init__(self, lookup: Callable[[str], Any], names: Sequence[str]) -> None:
-        self._lookup = lookup
+    def __init__(self, instance: Instance, names: Sequence[str]) -> None:
+        # strong: ``funk.instantiate(...).exports`` alone keeps the instance alive
+        self._instance = instance
         self._names = tuple(names)
-        self._cache: Dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> Any:
-        try:
-            return self._cache[name]
-        except KeyError:
-            pass
         if name not in self._names:
             raise KeyError(f"the module has no export named {name!r}")
-        value = self._cache[name] = self._lookup(name)
-        return value
+        return self._instance._export(name)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -181,7 +194,16 @@ class Instance:
         self.caller = caller
         self.hosts = tuple(hosts)
         caller.instance = self
-        self.exports: Exports
+        self._export_names: tuple[str, ...] = ()
+
+    @property
+    def exports(self) -> Exports:
+        """The module's exports (functions are callable, ``memory`` is a ``GuestMemory``).
+
+        Export objects keep the instance alive; the instance keeps no
+        reference to them, so dropping everything frees it at once.
+        """
+        return Exports(self, self._export_names)
 
     @property
     def memory(self) -> GuestMemory:
@@ -193,12 +215,25 @@ class Instance:
         """The instance's resource tables."""
         return self.caller.resources
 
+    def _export(self, name: str) -> Any:
+        raise NotImplementedError
+
     def close(self) -> None:
-        """Release the instance: memory access traps from now on."""
+        """Release the instance: memory access traps from now on, resources drop.
+
+        Also done when the instance is garbage-collected, so that views handed
+        out earlier can never reach freed memory.
+        """
         self.caller.memory.close()
         self.caller.resources.clear()
 
-    def __enter__(self) -> "Instance":
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+    def __enter__(self) -> Instance:
         return self
 
     def __exit__(self, *exc: Any) -> None:

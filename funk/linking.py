@@ -10,8 +10,9 @@ host *classes* and the filter, so backends cache what they build from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 from funk.errors import LinkError
 from funk.instance import Caller
@@ -30,8 +31,8 @@ class ImportSpec:
     namespace: str
     name: str
     kind: str  # "func", "memory", "table", "global"
-    params: Tuple[str, ...] = ()
-    results: Tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+    results: tuple[str, ...] = ()
 
     @property
     def signature(self) -> str:
@@ -68,9 +69,9 @@ class LinkPlan:
 
     @classmethod
     def build(cls, imports: Sequence[ImportSpec], classes: Sequence[type],
-              allow: Optional[AllowFilter] = None) -> "LinkPlan":
+              allow: AllowFilter | None = None) -> LinkPlan:
         """Resolve ``imports`` (raises ``LinkError`` listing every problem)."""
-        providers: Dict[Tuple[str, str], Tuple[HostFunction, int]] = {}
+        providers: dict[tuple[str, str], tuple[HostFunction, int]] = {}
         for index, klass in enumerate(classes):
             for fn in host_functions_of(klass):
                 key = (fn.namespace, fn.name)
@@ -79,8 +80,8 @@ class LinkPlan:
                     raise LinkError(f"{fn.qualname} is provided twice, by {other} and "
                                     f"{klass.__qualname__}")
                 providers[key] = (fn, index)
-        entries: List[LinkEntry] = []
-        problems: List[str] = []
+        entries: list[LinkEntry] = []
+        problems: list[str] = []
         for imp in imports:
             if imp.kind != "func":
                 problems.append(f"{imp.namespace}.{imp.name}: imports a {imp.kind}; funk hosts "
@@ -105,8 +106,8 @@ class LinkPlan:
 
     def bind(self, hosts: Sequence[Any]) -> Caller:
         """A fresh ``Caller`` whose slots hold the bound methods of ``hosts``."""
-        methods: List[Any] = []
-        owners: List[Any] = []
+        methods: list[Any] = []
+        owners: list[Any] = []
         for e in self.entries:
             host = hosts[e.host_index]
             owners.append(host)
@@ -114,7 +115,7 @@ class LinkPlan:
         return Caller(methods, owners)
 
 
-def classes_of(hosts: Sequence[Any]) -> Tuple[type, ...]:
+def classes_of(hosts: Sequence[Any]) -> tuple[type, ...]:
     """The host classes, checking that each object is a ``@host_functions`` one."""
     out = []
     for h in hosts:

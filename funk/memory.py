@@ -14,7 +14,8 @@ exact Python integers (so ``ptr + len`` cannot wrap around 32 bits) and call
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from funk.errors import Trap
 
@@ -45,8 +46,8 @@ class GuestMemory:
         #: the same memory, read-only: ``Bytes``/``IoSlices`` views are cut from it
         self.rview = self.view.toreadonly()
 
-    def require(self, ptr: int, length: int, function: Optional[str] = None,
-                param: Optional[str] = None) -> None:
+    def require(self, ptr: int, length: int, function: str | None = None,
+                param: str | None = None) -> None:
         """Trap unless ``[ptr, ptr+length)`` lies inside the memory.
 
         Refreshes first: the guest may have grown its memory since the view
@@ -123,8 +124,8 @@ class MissingMemory(GuestMemory):
         super().__init__(_nothing)
         self.reason = reason
 
-    def require(self, ptr: int, length: int, function: Optional[str] = None,
-                param: Optional[str] = None) -> None:
+    def require(self, ptr: int, length: int, function: str | None = None,
+                param: str | None = None) -> None:
         raise Trap(_where(function, param) + self.reason, function=function)
 
 
@@ -134,7 +135,7 @@ DURING_START = ("guest memory is not available while the module's start function
                 "(it is linked once instantiation finishes)")
 
 
-def _where(function: Optional[str], param: Optional[str]) -> str:
+def _where(function: str | None, param: str | None) -> str:
     if function and param:
         return f"{function}: parameter {param!r}: "
     if function:

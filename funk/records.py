@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import struct
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from funk.errors import DefinitionError, Trap
 from funk.types import Scalar

@@ -8,7 +8,8 @@ object.  Looking up or removing an unknown id raises ``Trap``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, Optional
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from funk.errors import Trap
 
@@ -20,9 +21,9 @@ class ResourceTable:
 
     __slots__ = ("name", "_items", "_next", "on_drop")
 
-    def __init__(self, name: str, on_drop: Optional[Callable[[Any], None]] = None) -> None:
+    def __init__(self, name: str, on_drop: Callable[[Any], None] | None = None) -> None:
         self.name = name
-        self._items: Dict[int, Any] = {}
+        self._items: dict[int, Any] = {}
         self._next = 0
         #: called with each object still in the table when the table is cleared
         self.on_drop = on_drop
@@ -80,7 +81,7 @@ class Resources:
     __slots__ = ("_tables",)
 
     def __init__(self) -> None:
-        self._tables: Dict[Any, ResourceTable] = {}
+        self._tables: dict[Any, ResourceTable] = {}
 
     def table(self, kind: Any) -> ResourceTable:
         """The table for ``kind`` (any hashable; a class names itself)."""

@@ -8,7 +8,6 @@ short and readable.
 from __future__ import annotations
 
 import struct
-from typing import Any, List
 
 from funk.errors import Trap
 from funk.memory import GuestMemory
@@ -21,7 +20,7 @@ _new = object.__new__
 _iovec = struct.Struct("<II")
 
 
-def _release(views: List[memoryview]) -> None:
+def _release(views: list[memoryview]) -> None:
     """Release views of guest memory once the host call is over.
 
     A host method that keeps a view past its call would otherwise hold a
@@ -36,7 +35,7 @@ def _release(views: List[memoryview]) -> None:
 
 
 def _io_slices(mem: GuestMemory, ptr: int, count: int, writable: bool, function: str,
-               param: str) -> List[memoryview]:
+               param: str) -> list[memoryview]:
     """Views of the buffers described by ``count`` (buf, len) records at ``ptr``."""
     size = count * 8
     if ptr + size > mem.size:
@@ -44,7 +43,7 @@ def _io_slices(mem: GuestMemory, ptr: int, count: int, writable: bool, function:
     view = mem.view
     if not writable:
         view = mem.rview
-    out: List[memoryview] = []
+    out: list[memoryview] = []
     for i, (buf, length) in enumerate(_iovec.iter_unpack(view[ptr:ptr + size])):
         if buf + length > mem.size:
             mem.require(buf, length, function, f"{param}[{i}]")

@@ -16,13 +16,25 @@ from __future__ import annotations
 import enum
 import inspect
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 from funk.errors import DefinitionError
 from funk.records import is_record, record_layout
-from funk.types import (BYTES, IO_SLICES, IO_SLICES_MUT, MUT_BYTES, STR, WASM_VALTYPES,
-                        MultiValue, Ptr, Scalar, WasmType, _Marker)
+from funk.types import (
+    BYTES,
+    IO_SLICES,
+    IO_SLICES_MUT,
+    MUT_BYTES,
+    STR,
+    WASM_VALTYPES,
+    MultiValue,
+    Ptr,
+    Scalar,
+    WasmType,
+    _Marker,
+)
 
 __all__ = [
     "HostFunction", "Param", "Result", "Lowering", "ScalarLowering", "RangeLowering",
@@ -227,7 +239,7 @@ class OutSlot:
 
     name: str
     target: Any
-    lifting: Optional[CustomLifting] = None
+    lifting: CustomLifting | None = None
 
     @property
     def size(self) -> int:
@@ -332,7 +344,7 @@ _EXPORT_ATTR = "__funk_export__"
 _FUNCTIONS_ATTR = "__funk_functions__"
 
 
-def export(name: Optional[str] = None, *, namespace: Optional[str] = None) -> Callable[[Any], Any]:
+def export(name: str | None = None, *, namespace: str | None = None) -> Callable[[Any], Any]:
     """Export a method under another import name and/or namespace.
 
     ``@export("fd_write", namespace="wasi_snapshot_preview1")`` lets one class

@@ -11,12 +11,11 @@ the function's name from the name section, or ``<func N>``).
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Tuple
 
 __all__ = ["frame_text", "wasmtime_message", "wasmer_message"]
 
 
-def frame_text(name: Optional[str], index: int, offset: Optional[int]) -> str:
+def frame_text(name: str | None, index: int, offset: int | None) -> str:
     """A guest frame as funk shows it."""
     label = name if name and name != "<unnamed>" else f"<func {index}>"
     if offset is None or offset >= 1 << 32:  # wasmtime's marker for "no offset"
@@ -28,7 +27,7 @@ def frame_text(name: Optional[str], index: int, offset: Optional[int]) -> str:
 _CANONICAL = {"wasm `unreachable` instruction executed": "unreachable"}
 
 
-def wasmtime_message(text: str) -> Tuple[str, List[str]]:
+def wasmtime_message(text: str) -> tuple[str, list[str]]:
     """(message, frames) of a wasmtime error/trap text."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for ln in reversed(lines):
@@ -45,7 +44,7 @@ def wasmtime_message(text: str) -> Tuple[str, List[str]]:
 MAX_FRAMES = 64
 
 
-def _cap(frames: List[str]) -> List[str]:
+def _cap(frames: list[str]) -> list[str]:
     if len(frames) <= MAX_FRAMES:
         return frames
     half = MAX_FRAMES // 2
@@ -55,7 +54,7 @@ def _cap(frames: List[str]) -> List[str]:
 _WASMER_FRAME = re.compile(r"^\s+at (.*?) \((.*)\[(\d+)\]:0x([0-9a-f]+)\)\s*$")
 
 
-def wasmer_message(text: str) -> Tuple[str, List[str]]:
+def wasmer_message(text: str) -> tuple[str, list[str]]:
     """(message, frames) of wasmer's ``RuntimeError`` text."""
     lines = text.splitlines() or [""]
     first = lines[0]

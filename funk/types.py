@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import struct
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Generic, Sequence, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from funk.errors import Trap
 
@@ -134,7 +135,7 @@ class Ptr(Generic[T]):
     target: ClassVar[Any] = None
     size: ClassVar[int] = 0
 
-    def __init__(self, memory: "GuestMemory", address: int) -> None:
+    def __init__(self, memory: GuestMemory, address: int) -> None:
         self.memory = memory
         self.address = address
 
@@ -152,7 +153,7 @@ class Ptr(Generic[T]):
     _specialised: ClassVar[dict[Any, type]] = {}
 
     @classmethod
-    def of(cls, target: Any) -> type["Ptr[Any]"]:
+    def of(cls, target: Any) -> type[Ptr[Any]]:
         """The concrete ``Ptr`` subclass for ``target`` (a Scalar or a record)."""
         from funk.records import record_layout
 
@@ -224,12 +225,12 @@ class WasmType:
     c_type: ClassVar[str] = ""
 
     @classmethod
-    def from_wasm(cls, host: Any, caller: "Caller", *values: Any) -> Any:
+    def from_wasm(cls, host: Any, caller: Caller, *values: Any) -> Any:
         """Convert the guest's wasm values into the host-side value."""
         raise NotImplementedError(f"{cls.__name__} cannot be used as a parameter")
 
     @classmethod
-    def to_wasm(cls, host: Any, caller: "Caller", value: Any) -> Any:
+    def to_wasm(cls, host: Any, caller: Caller, value: Any) -> Any:
         """Convert a host-side value into the guest's wasm value(s)."""
         raise NotImplementedError(f"{cls.__name__} cannot be used as a result")
 
@@ -247,9 +248,9 @@ class Handle(WasmType):
     wasm_params = ("i64",)
     wasm_results = ("i64",)
     c_type = "uint64_t"
-    _specialised: ClassVar[dict[Any, type["Handle"]]] = {}
+    _specialised: ClassVar[dict[Any, type[Handle]]] = {}
 
-    def __class_getitem__(cls, kind: Any) -> type["Handle"]:
+    def __class_getitem__(cls, kind: Any) -> type[Handle]:
         try:
             return cls._specialised[kind]
         except KeyError:
@@ -259,11 +260,11 @@ class Handle(WasmType):
             return sub
 
     @classmethod
-    def from_wasm(cls, host: Any, caller: "Caller", *values: Any) -> Any:
+    def from_wasm(cls, host: Any, caller: Caller, *values: Any) -> Any:
         return caller.resources.table(cls.kind).get(values[0] & 0xFFFFFFFFFFFFFFFF)
 
     @classmethod
-    def to_wasm(cls, host: Any, caller: "Caller", value: Any) -> Any:
+    def to_wasm(cls, host: Any, caller: Caller, value: Any) -> Any:
         return caller.resources.table(cls.kind).add(value)
 
 

@@ -20,7 +20,7 @@ WasmSource = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
 _MAGIC = b"\0asm"
 
 
-def _wat2wasm(text: Union[str, bytes]) -> bytes:
+def _wat2wasm(text: str | bytes) -> bytes:
     import wasmtime
 
     try:

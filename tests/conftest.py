@@ -9,14 +9,14 @@ CI must not pass because wasmer silently went missing.
 from __future__ import annotations
 
 import os
-from typing import Any, List
+from typing import Any
 
 import pytest
 
 ALL_BACKENDS = ("wasmtime", "wasmer")
 
 
-def selected_backends() -> List[str]:
+def selected_backends() -> list[str]:
     raw = os.environ.get("FUNK_TEST_BACKENDS", "")
     names = [n.strip() for n in raw.split(",") if n.strip()] or list(ALL_BACKENDS)
     unknown = [n for n in names if n not in ALL_BACKENDS]

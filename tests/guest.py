@@ -12,18 +12,17 @@ and adds the functions a test states::
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from functools import cache
 
 import funk
 from codegen.wat import emit_wat
-
 from tests.hosts import TestHost
 
 __all__ = ["guest", "imports_of", "bare_module", "wat_bytes"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def imports_of(cls: type) -> str:
     """The import lines of ``cls``'s functions (``emit_wat`` without its module parens)."""
     text = emit_wat(funk.functions_of(cls)).rstrip()
@@ -32,7 +31,7 @@ def imports_of(cls: type) -> str:
 
 
 def guest(*functions: str, data: Iterable[tuple[int, bytes]] = (),
-          hosts: Iterable[type] = (TestHost,), pages: Optional[int] = 1) -> str:
+          hosts: Iterable[type] = (TestHost,), pages: int | None = 1) -> str:
     """A module importing ``hosts``' functions, with memory, data and ``functions``.
 
     ``data`` is ``(offset, bytes)`` pairs placed in memory by data segments;

@@ -9,11 +9,30 @@ from __future__ import annotations
 
 import enum
 import zlib
-from typing import Any, Dict, List
+from typing import Any
 
 from funk import Caller, Trap, export, host_functions, internal, record
-from funk.types import (Bytes, Handle, IoSlices, IoSlicesMut, MultiValue, MutBytes, Ptr, Str,
-                        WasmType, f32, f64, i8, i16, i32, i64, u8, u16, u32, u64)
+from funk.types import (
+    Bytes,
+    Handle,
+    IoSlices,
+    IoSlicesMut,
+    MultiValue,
+    MutBytes,
+    Ptr,
+    Str,
+    WasmType,
+    f32,
+    f64,
+    i8,
+    i16,
+    i32,
+    i64,
+    u8,
+    u16,
+    u32,
+    u64,
+)
 
 
 class Status(enum.IntEnum):
@@ -81,8 +100,8 @@ class TestHost:
     __test__ = False  # not a pytest test class despite its name
 
     def __init__(self) -> None:
-        self.calls: List[str] = []
-        self.seen: Dict[str, Any] = {}
+        self.calls: list[str] = []
+        self.seen: dict[str, Any] = {}
         self.palette_size = 1 << 24
 
     # scalars ---------------------------------------------------------------

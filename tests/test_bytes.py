@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from typing import Any, List
+from typing import Any
 
 import pytest
 
@@ -20,8 +20,8 @@ class Probe:
     """Tries to write through a Bytes view; records what happened."""
 
     def __init__(self) -> None:
-        self.errors: List[BaseException] = []
-        self.views: List[Any] = []
+        self.errors: list[BaseException] = []
+        self.views: list[Any] = []
 
     def try_write(self, data: Bytes) -> u32:
         self.views.append(data)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import struct
-from typing import Any, List, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -16,8 +17,8 @@ from tests.hosts import TestHost as Host
 @funk.host_functions(namespace="probe")
 class Probe:
     def __init__(self) -> None:
-        self.kept: List[Any] = []
-        self.errors: List[BaseException] = []
+        self.kept: list[Any] = []
+        self.errors: list[BaseException] = []
 
     def keep(self, parts: IoSlices) -> u32:
         self.kept.extend(parts)

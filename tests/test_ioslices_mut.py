@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from typing import Any, List
+from typing import Any
 
 import pytest
 
@@ -16,8 +16,8 @@ from tests.hosts import TestHost as Host
 @funk.host_functions(namespace="probe")
 class Probe:
     def __init__(self) -> None:
-        self.kept: List[Any] = []
-        self.readonly: List[bool] = []
+        self.kept: list[Any] = []
+        self.readonly: list[bool] = []
 
     def keep(self, parts: IoSlicesMut) -> u32:
         self.kept.extend(parts)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any
 
 import pytest
 
@@ -16,8 +16,8 @@ from tests.hosts import TestHost as Host
 @funk.host_functions(namespace="probe")
 class Probe:
     def __init__(self) -> None:
-        self.kept: List[Any] = []
-        self.readonly: List[bool] = []
+        self.kept: list[Any] = []
+        self.readonly: list[bool] = []
 
     def poke(self, caller: Caller, buf: MutBytes, addr: u32) -> u32:
         """Write through the view, then read guest memory directly at ``addr``."""

@@ -17,7 +17,7 @@ __all__ = ["Backend", "CompiledModule", "get", "NAMES"]
 #: the engines funk knows, in order of preference
 NAMES = ("wasmtime", "wasmer")
 
-_loaded: Dict[str, Backend] = {}
+_loaded: dict[str, Backend] = {}
 
 
 def get(name: str) -> Backend:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import abc
 import threading
-from typing import Any, Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from funk.instance import Instance
 from funk.linking import AllowFilter, ImportSpec, LinkPlan, classes_of
@@ -24,7 +25,7 @@ class Backend(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    def compile(self, wasm: bytes) -> "CompiledModule":
+    def compile(self, wasm: bytes) -> CompiledModule:
         """Compile a module binary (raises ``CompileError``)."""
 
 
@@ -38,15 +39,15 @@ class CompiledModule(abc.ABC):
     """
 
     backend: Backend
-    imports: Tuple[ImportSpec, ...]
-    exports: Tuple[str, ...]
+    imports: tuple[ImportSpec, ...]
+    exports: tuple[str, ...]
     wasm: bytes
 
     def __init__(self) -> None:
-        self._plans: Dict[Tuple[Tuple[type, ...], Optional[AllowFilter]], Any] = {}
+        self._plans: dict[tuple[tuple[type, ...], AllowFilter | None], Any] = {}
         self._plans_lock = threading.Lock()
 
-    def instantiate(self, hosts: Sequence[Any] = (), allow: Optional[AllowFilter] = None
+    def instantiate(self, hosts: Sequence[Any] = (), allow: AllowFilter | None = None
                     ) -> Instance:
         """A new instance linked with ``hosts`` (see class docstring)."""
         classes = classes_of(hosts)

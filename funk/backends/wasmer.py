@@ -15,7 +15,8 @@ can turn it into the same ``Trap`` the wasmtime backend produces.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import wasmer
 import wasmer_compiler_cranelift
@@ -23,7 +24,7 @@ import wasmer_compiler_cranelift
 from funk.backends.base import Backend, CompiledModule
 from funk.errors import CompileError, LinkError, Trap
 from funk.generate import factories
-from funk.instance import Caller, Exports, ExportFunction, Instance, raise_trap
+from funk.instance import Caller, ExportFunction, Instance, raise_trap
 from funk.linking import ImportSpec, LinkPlan
 from funk.memory import GuestMemory, MissingMemory
 from funk.traps import wasmer_message
@@ -46,7 +47,7 @@ def store() -> wasmer.Store:
     return s
 
 
-def _valtypes(types: Sequence[Any]) -> Tuple[str, ...]:
+def _valtypes(types: Sequence[Any]) -> tuple[str, ...]:
     return tuple(_NAME_OF.get(t, str(t).lower()) for t in types)
 
 
@@ -76,7 +77,7 @@ def _stub(qualname: str) -> Callable[..., Any]:
 class WasmerModule(CompiledModule):
     """A module compiled by wasmer once and shared by all threads."""
 
-    def __init__(self, backend: "WasmerBackend", wasm: bytes) -> None:
+    def __init__(self, backend: WasmerBackend, wasm: bytes) -> None:
         super().__init__()
         self.backend = backend
         self.wasm = wasm
@@ -122,7 +123,7 @@ class WasmerModule(CompiledModule):
         plan, makers = prepared
         caller = plan.bind(hosts)
         s = store()
-        namespaces: Dict[str, Dict[str, wasmer.Function]] = {}
+        namespaces: dict[str, dict[str, wasmer.Function]] = {}
         for slot, (entry, maker) in enumerate(makers):
             fn = entry.function
             ftype = wasmer.FunctionType([_VALTYPE[t] for t in fn.wasm_params],
@@ -145,8 +146,8 @@ class WasmerModule(CompiledModule):
 class WasmerExport(ExportFunction):
     """A guest function export called through wasmer."""
 
-    def __init__(self, instance: "WasmerInstance", name: str, func: Any,
-                 params: Tuple[str, ...], results: Tuple[str, ...]) -> None:
+    def __init__(self, instance: WasmerInstance, name: str, func: Any,
+                 params: tuple[str, ...], results: tuple[str, ...]) -> None:
         self.name = name
         self.params = params
         self.results = results
@@ -157,11 +158,12 @@ class WasmerExport(ExportFunction):
         if len(args) != len(self.params):
             raise TypeError(f"export {self.name} takes {len(self.params)} arguments "
                             f"({', '.join(self.params)}), got {len(args)}")
-        if self._instance._raw is None:
+        instance = self._instance
+        if instance._raw is None:
             raise Trap(f"cannot call {self.name}: the instance is closed")
         values = [_convert_arg(self.name, i, t, a)
                   for i, (t, a) in enumerate(zip(self.params, args))]
-        caller = self._instance.caller
+        caller = instance.caller
         try:
             result = self._func(*values)
         except BaseException as exc:
@@ -196,7 +198,7 @@ class WasmerInstance(Instance):
                  raw: wasmer.Instance) -> None:
         super().__init__(caller, hosts)
         self.module = module
-        self._raw: Optional[wasmer.Instance] = raw
+        self._raw: wasmer.Instance | None = raw
         try:
             memory = raw.exports.memory
         except (LookupError, AttributeError, RuntimeError):
@@ -205,11 +207,12 @@ class WasmerInstance(Instance):
             caller.memory = self._guest_memory(memory)
         else:
             caller.memory = MissingMemory()
-        self.exports = Exports(self._export, module.exports)
+        self._export_names = module.exports
+        self._parts: dict[str, Any] = {}
 
     @staticmethod
     def _guest_memory(memory: wasmer.Memory) -> GuestMemory:
-        def fetch() -> Tuple[memoryview, int]:
+        def fetch() -> tuple[memoryview, int]:
             view = memoryview(memory.buffer)
             return view, len(view)
 
@@ -218,10 +221,14 @@ class WasmerInstance(Instance):
     def _export(self, name: str) -> Any:
         if self._raw is None:
             raise Trap("the instance is closed")
+        parts = self._parts.get(name)
+        if parts is not None:
+            return WasmerExport(self, name, *parts)
         item = getattr(self._raw.exports, name)
         if isinstance(item, wasmer.Function):
             ty = item.type
-            return WasmerExport(self, name, item, _valtypes(ty.params), _valtypes(ty.results))
+            parts = self._parts[name] = (item, _valtypes(ty.params), _valtypes(ty.results))
+            return WasmerExport(self, name, *parts)
         if isinstance(item, wasmer.Memory):
             if name == "memory":
                 return self.caller.memory

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Callable, Sequence
 from ctypes import POINTER, byref
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
@@ -29,7 +30,7 @@ from wasmtime import _ffi as ffi
 from funk.backends.base import Backend, CompiledModule
 from funk.errors import CompileError, LinkError, Trap
 from funk.generate import factories
-from funk.instance import Caller, Exports, ExportFunction, Instance, raise_trap
+from funk.instance import Caller, ExportFunction, Instance, raise_trap
 from funk.linking import ImportSpec, LinkPlan
 from funk.memory import GuestMemory, MissingMemory
 from funk.traps import _cap, frame_text, wasmtime_message
@@ -40,7 +41,7 @@ __all__ = ["BACKEND", "WasmtimeBackend", "engine", "_tls", "_trap"]
 class _CallerSlot(threading.local):
     #: a class attribute, so every thread starts with ``None`` (an attribute
     #: set on the instance at import time would exist in the main thread only)
-    caller: Optional[Caller] = None
+    caller: Caller | None = None
 
 
 #: ``_tls.caller`` is the ``Caller`` of the instance whose export runs on this thread
@@ -68,7 +69,7 @@ def _make_engine() -> wasmtime.Engine:
     return wasmtime.Engine(config)
 
 
-_engine: Optional[wasmtime.Engine] = None
+_engine: wasmtime.Engine | None = None
 _engine_lock = threading.Lock()
 
 
@@ -82,11 +83,11 @@ def engine() -> wasmtime.Engine:
     return _engine
 
 
-def _valtypes(types: Sequence[Any]) -> Tuple[str, ...]:
+def _valtypes(types: Sequence[Any]) -> tuple[str, ...]:
     return tuple(str(t) for t in types)
 
 
-def _frames(trap: wasmtime.Trap) -> List[str]:
+def _frames(trap: wasmtime.Trap) -> list[str]:
     return _cap([frame_text(f.func_name, f.func_index, f.module_offset)
                  for f in trap.frames or ()])
 
@@ -107,7 +108,7 @@ def _stub(qualname: str) -> Callable[..., int]:
 class _Prepared:
     """Linker products shared by every instance of one module + plan."""
 
-    def __init__(self, plan: LinkPlan, pre: Any, callbacks: List[Any], linker: Any) -> None:
+    def __init__(self, plan: LinkPlan, pre: Any, callbacks: list[Any], linker: Any) -> None:
         self.plan = plan
         self.pre = pre
         self.callbacks = callbacks  # ctypes callbacks must outlive the linker
@@ -117,7 +118,7 @@ class _Prepared:
 class WasmtimeModule(CompiledModule):
     """A module compiled by wasmtime."""
 
-    def __init__(self, backend: "WasmtimeBackend", wasm: bytes) -> None:
+    def __init__(self, backend: WasmtimeBackend, wasm: bytes) -> None:
         super().__init__()
         self.backend = backend
         self.wasm = wasm
@@ -200,8 +201,8 @@ _INT_RANGE = {"i32": (-(1 << 31), (1 << 32) - 1), "i64": (-(1 << 63), (1 << 64) 
 class WasmtimeExport(ExportFunction):
     """A guest function export, called through ``wasmtime_func_call_unchecked``."""
 
-    def __init__(self, instance: "WasmtimeInstance", name: str, func: Any,
-                 params: Tuple[str, ...], results: Tuple[str, ...]) -> None:
+    def __init__(self, instance: WasmtimeInstance, name: str, func: Any,
+                 params: tuple[str, ...], results: tuple[str, ...]) -> None:
         self.name = name
         self.params = params
         self.results = results
@@ -266,7 +267,7 @@ class WasmtimeInstance(Instance):
                  store: wasmtime.Store, instance: wasmtime.Instance) -> None:
         super().__init__(caller, hosts)
         self.module = module
-        self._store: Optional[wasmtime.Store] = store
+        self._store: wasmtime.Store | None = store
         self._instance = instance
         self._externs = instance.exports(store)
         memory = self._externs.get("memory")
@@ -274,13 +275,14 @@ class WasmtimeInstance(Instance):
             caller.memory = self._guest_memory(memory)
         else:
             caller.memory = MissingMemory()
-        self.exports = Exports(self._export, module.exports)
+        self._export_names = module.exports
+        self._parts: dict[str, Any] = {}
 
     def _guest_memory(self, memory: wasmtime.Memory) -> GuestMemory:
         context = self._store._context() if self._store else None
         raw = memory._memory
 
-        def fetch() -> Tuple[memoryview, int]:
+        def fetch() -> tuple[memoryview, int]:
             base = ffi.wasmtime_memory_data(context, byref(raw))
             size = ffi.wasmtime_memory_data_size(context, byref(raw))
             addr = ctypes.cast(base, ctypes.c_void_p).value
@@ -291,11 +293,14 @@ class WasmtimeInstance(Instance):
     def _export(self, name: str) -> Any:
         if self._store is None:
             raise Trap("the instance is closed")
+        parts = self._parts.get(name)
+        if parts is not None:  # type already known: an export object is cheap
+            return WasmtimeExport(self, name, *parts)
         item = self._externs[name]
         if isinstance(item, wasmtime.Func):
             ty = item.type(self._store)
-            return WasmtimeExport(self, name, item._func, _valtypes(ty.params),
-                                  _valtypes(ty.results))
+            parts = self._parts[name] = (item._func, _valtypes(ty.params), _valtypes(ty.results))
+            return WasmtimeExport(self, name, *parts)
         if isinstance(item, wasmtime.Memory):
             if name == "memory":
                 return self.caller.memory
