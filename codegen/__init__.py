@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-from typing import List
 
 from funk.signature import HostFunction, host_functions_of
 

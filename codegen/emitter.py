@@ -27,7 +27,7 @@ import keyword
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import libcst as cst
 
@@ -47,7 +47,7 @@ from funk.types import Scalar
 
 __all__ = ["emit_module", "GeneratedModule", "DIALECTS", "BackendDialect"]
 
-Node = Union[cst.BaseStatement, cst.BaseSmallStatement]
+Node = cst.BaseStatement | cst.BaseSmallStatement
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ The marshalling code for each method is generated once per engine (see
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Optional, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from funk import backends
 from funk.backends.base import CompiledModule

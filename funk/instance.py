@@ -120,16 +120,40 @@ def raise_trap(caller: Caller, message: str, frames: Sequence[str]) -> None:
     raise Trap(message, function=function, frames=frames) from exc
 
 
+_INT_RANGE = {"i32": (-(1 << 31), (1 << 32) - 1), "i64": (-(1 << 63), (1 << 64) - 1)}
+
+
 class ExportFunction:
     """A guest export, callable from Python with numbers.
 
     ``params``/``results`` give its wasm type.  Calling it returns ``None``,
     one value, or a tuple for multi-value results; a trap raises ``Trap``.
+    Integer arguments may be given in signed or unsigned spelling.
     """
 
-    name: str
-    params: tuple[str, ...]
-    results: tuple[str, ...]
+    def __init__(self, instance: Any, name: str, func: Any, params: tuple[str, ...],
+                 results: tuple[str, ...]) -> None:
+        self.name = name
+        self.params = params
+        self.results = results
+        self._instance = instance  # strong: a kept export keeps its instance alive
+        self._func = func
+
+    def _check_args(self, args: Sequence[Any]) -> None:
+        """Reject a wrong arity, non-ints for integer types and out-of-range ints."""
+        if len(args) != len(self.params):
+            raise TypeError(f"export {self.name} takes {len(self.params)} arguments "
+                            f"({', '.join(self.params)}), got {len(args)}")
+        for index, (valtype, value) in enumerate(zip(self.params, args)):
+            bounds = _INT_RANGE.get(valtype)
+            if bounds is None:
+                continue
+            if not isinstance(value, int):
+                raise TypeError(f"export {self.name}: argument {index} must be an int for "
+                                f"{valtype}, not {type(value).__name__}")
+            if not bounds[0] <= value <= bounds[1]:
+                raise OverflowError(f"export {self.name}: argument {index} ({value}) does "
+                                    f"not fit {valtype}")
 
     def __call__(self, *args: Any) -> Any:
         raise NotImplementedError

@@ -103,7 +103,7 @@ def test_compile_once_instantiate_many(backend: str) -> None:
         counter, log = Counter(n * 10), Log()
         inst = module.instantiate([Host(), counter, log])
         instances.append((inst, counter, log))
-    for n, (inst, counter, log) in enumerate(instances):
+    for n, (inst, _counter, _log) in enumerate(instances):
         assert inst.backend == backend
         assert inst.exports.bump(n) == n * 11
         inst.exports.log(n)

@@ -167,7 +167,7 @@ def test_system_exit_propagates(backend: str) -> None:
 
 def test_instance_usable_after_traps(backend: str) -> None:
     inst, _, _ = make(backend)
-    for export, args, message in GUEST_TRAPS:
+    for export, args, _message in GUEST_TRAPS:
         with pytest.raises(Trap):
             inst.exports[export](*args)
         assert inst.exports.add(20, 22) == 42

@@ -7,7 +7,6 @@ only matters to code that asks for that engine.
 from __future__ import annotations
 
 import importlib
-from typing import Dict
 
 from funk.backends.base import Backend, CompiledModule
 from funk.errors import FunkError

@@ -34,7 +34,6 @@ __all__ = ["BACKEND", "WasmerBackend", "store"]
 _VALTYPE = {"i32": wasmer.Type.I32, "i64": wasmer.Type.I64, "f32": wasmer.Type.F32,
             "f64": wasmer.Type.F64}
 _NAME_OF = {v: k for k, v in _VALTYPE.items()}
-_INT_RANGE = {"i32": (-(1 << 31), (1 << 32) - 1), "i64": (-(1 << 63), (1 << 64) - 1)}
 
 _local = threading.local()
 
@@ -146,23 +145,12 @@ class WasmerModule(CompiledModule):
 class WasmerExport(ExportFunction):
     """A guest function export called through wasmer."""
 
-    def __init__(self, instance: WasmerInstance, name: str, func: Any,
-                 params: tuple[str, ...], results: tuple[str, ...]) -> None:
-        self.name = name
-        self.params = params
-        self.results = results
-        self._instance = instance
-        self._func = func
-
     def __call__(self, *args: Any) -> Any:
-        if len(args) != len(self.params):
-            raise TypeError(f"export {self.name} takes {len(self.params)} arguments "
-                            f"({', '.join(self.params)}), got {len(args)}")
+        self._check_args(args)
         instance = self._instance
         if instance._raw is None:
             raise Trap(f"cannot call {self.name}: the instance is closed")
-        values = [_convert_arg(self.name, i, t, a)
-                  for i, (t, a) in enumerate(zip(self.params, args))]
+        values = [_to_signed(t, a) for t, a in zip(self.params, args)]
         caller = instance.caller
         try:
             result = self._func(*values)
@@ -174,18 +162,12 @@ class WasmerExport(ExportFunction):
         return result
 
 
-def _convert_arg(name: str, index: int, valtype: str, value: Any) -> Any:
-    if valtype in _INT_RANGE:
-        if not isinstance(value, int):
-            raise TypeError(f"export {name}: argument {index} must be an int for {valtype}, "
-                            f"not {type(value).__name__}")
-        lo, hi = _INT_RANGE[valtype]
-        if not lo <= value <= hi:
-            raise OverflowError(f"export {name}: argument {index} ({value}) does not fit "
-                                f"{valtype}")
-        bits = 32 if valtype == "i32" else 64
-        # wasmer wants the signed spelling of the same bits
-        return value - (1 << bits) if value >= 1 << (bits - 1) else value
+def _to_signed(valtype: str, value: Any) -> Any:
+    """wasmer wants the signed spelling of integer bits; floats pass through."""
+    if valtype == "i32":
+        return value - (1 << 32) if value >= 1 << 31 else value
+    if valtype == "i64":
+        return value - (1 << 64) if value >= 1 << 63 else value
     return float(value)
 
 

@@ -195,7 +195,6 @@ def _raise_failure(caller: Caller, err: Any, trap: Any) -> None:
 _VALTYPE = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64,
             "f32": wasmtime.ValType.f32, "f64": wasmtime.ValType.f64}
 _RAW_FIELD = {"i32": "i32", "i64": "i64", "f32": "f32", "f64": "f64"}
-_INT_RANGE = {"i32": (-(1 << 31), (1 << 32) - 1), "i64": (-(1 << 63), (1 << 64) - 1)}
 
 
 class WasmtimeExport(ExportFunction):
@@ -203,30 +202,23 @@ class WasmtimeExport(ExportFunction):
 
     def __init__(self, instance: WasmtimeInstance, name: str, func: Any,
                  params: tuple[str, ...], results: tuple[str, ...]) -> None:
-        self.name = name
-        self.params = params
-        self.results = results
-        self._instance = instance
-        self._func = func
+        super().__init__(instance, name, func, params, results)
         self._n = max(len(params), len(results), 1)
         self._array = ffi.wasmtime_val_raw_t * self._n
-        unsupported = [t for t in params + results if t not in _RAW_FIELD]
-        self._unsupported = unsupported
+        self._unsupported = [t for t in params + results if t not in _RAW_FIELD]
 
     def __call__(self, *args: Any) -> Any:
         if self._unsupported:
             raise TypeError(f"export {self.name} uses value types {self._unsupported} that "
                             "funk cannot pass from Python")
-        if len(args) != len(self.params):
-            raise TypeError(f"export {self.name} takes {len(self.params)} arguments "
-                            f"({', '.join(self.params)}), got {len(args)}")
+        self._check_args(args)
         inst = self._instance
         store = inst._store
         if store is None:
             raise Trap(f"cannot call {self.name}: the instance is closed")
         buf = self._array()
         for i, (t, a) in enumerate(zip(self.params, args)):
-            setattr(buf[i], t, _convert_arg(self.name, i, t, a))
+            setattr(buf[i], t, a)  # ctypes keeps the low bits: unsigned spellings work
         trap = POINTER(ffi.wasm_trap_t)()
         caller = inst.caller
         prev = _tls.caller
@@ -243,19 +235,6 @@ class WasmtimeExport(ExportFunction):
         if len(self.results) == 1:
             return getattr(buf[0], self.results[0])
         return tuple(getattr(buf[i], t) for i, t in enumerate(self.results))
-
-
-def _convert_arg(name: str, index: int, valtype: str, value: Any) -> Any:
-    if valtype in _INT_RANGE:
-        if not isinstance(value, int):
-            raise TypeError(f"export {name}: argument {index} must be an int for {valtype}, "
-                            f"not {type(value).__name__}")
-        lo, hi = _INT_RANGE[valtype]
-        if not lo <= value <= hi:
-            raise OverflowError(f"export {name}: argument {index} ({value}) does not fit "
-                                f"{valtype}")
-        return value
-    return float(value)
 
 
 class WasmtimeInstance(Instance):
