@@ -11,10 +11,11 @@ from collections.abc import Iterable
 
 from funk.signature import HostFunction
 
-__all__ = ["emit_wat", "wat_id"]
+__all__ = ["emit_wat", "wat_id", "func_type"]
 
 
-def _func_type(fn: HostFunction) -> str:
+def func_type(fn: HostFunction) -> str:
+    """``(param ...) (result ...)`` of a host function, as WAT."""
     parts = []
     if fn.wasm_params:
         parts.append("(param " + " ".join(fn.wasm_params) + ")")
@@ -51,7 +52,7 @@ def emit_wat(functions: Iterable[HostFunction], header: str = "") -> str:
             last_ns = fn.namespace
         names = " ".join(fn.wasm_param_names())
         comment = f"  ;; {names}" if names else ""
-        ftype = _func_type(fn)
+        ftype = func_type(fn)
         lines.append(f"  (import {_quote(fn.namespace)} {_quote(fn.name)} "
                      f"(func {wat_id(fn)}{' ' + ftype if ftype else ''})){comment}")
     lines.append(")")

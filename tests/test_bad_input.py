@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import funk
+from codegen.wat import func_type
 from funk import CompileError, Trap
 from tests.hosts import TestHost
 
@@ -35,20 +36,12 @@ def _forwarding_wat(memory: str | None = '(memory (export "memory") 1)', extra: 
     fns = funk.functions_of(TestHost)
     lines = ["(module"]
     for i, f in enumerate(fns):
-        sig = ""
-        if f.wasm_params:
-            sig += " (param " + " ".join(f.wasm_params) + ")"
-        if f.wasm_results:
-            sig += " (result " + " ".join(f.wasm_results) + ")"
+        sig = (" " + func_type(f)).rstrip()
         lines.append(f'  (import "{f.namespace}" "{f.name}" (func $f{i}{sig}))')
     if memory:
         lines.append("  " + memory)
     for i, f in enumerate(fns):
-        sig = ""
-        if f.wasm_params:
-            sig += " (param " + " ".join(f.wasm_params) + ")"
-        if f.wasm_results:
-            sig += " (result " + " ".join(f.wasm_results) + ")"
+        sig = (" " + func_type(f)).rstrip()
         gets = " ".join(f"local.get {k}" for k in range(len(f.wasm_params)))
         lines.append(f'  (func (export "{f.name}"){sig} {gets} call $f{i})')
     lines.append(extra)

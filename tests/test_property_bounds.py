@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import funk
+from codegen.wat import func_type
 from funk import Trap
 from tests.hosts import Blob, TestHost
 
@@ -40,11 +41,7 @@ def _forwarding_wat() -> str:
     lines = ["(module"]
     sigs = []
     for i, f in enumerate(fns):
-        sig = ""
-        if f.wasm_params:
-            sig += " (param " + " ".join(f.wasm_params) + ")"
-        if f.wasm_results:
-            sig += " (result " + " ".join(f.wasm_results) + ")"
+        sig = (" " + func_type(f)).rstrip()
         sigs.append(sig)
         lines.append(f'  (import "{f.namespace}" "{f.name}" (func $f{i}{sig}))')
     lines.append('  (memory (export "memory") 1)')
