@@ -13,7 +13,7 @@ import struct
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from funk.errors import DefinitionError, Trap
 from funk.types import Scalar
@@ -129,6 +129,14 @@ def _scalar_of(annotation: Any) -> Any:
     return None
 
 
+if TYPE_CHECKING:  # type checkers learn that @record classes are dataclasses
+    from typing_extensions import dataclass_transform
+else:
+    def dataclass_transform() -> Callable[[Any], Any]:
+        return lambda fn: fn
+
+
+@dataclass_transform()
 def record(cls: C) -> C:
     """Declare a fixed-layout record: a dataclass laid out like a C struct.
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -459,6 +460,7 @@ def _result(ann: Any, where: str) -> Result:
             raise DefinitionError(f"{where}: MultiValue needs at least one result type")
         return Result("multi", tuple(_lifting(a, f"{where} (MultiValue item {i})")
                                      for i, a in enumerate(items)))
+    ann = _spill_of_union(ann, where)
     if typing.get_origin(ann) is tuple:
         args = typing.get_args(ann)
         if not args or args[-1] is Ellipsis:
@@ -469,6 +471,24 @@ def _result(ann: Any, where: str) -> Result:
                      for i, a in enumerate(args[1:], start=1))
         return Result("spill", (first,), outs)
     return Result("single", (_lifting(ann, where),))
+
+
+def _spill_of_union(ann: Any, where: str) -> Any:
+    """``tuple[A, B] | A`` (the honest type of a spilled result) means ``tuple[A, B]``.
+
+    A spilling method may return the bare status ``A``; spelling that in the
+    annotation keeps type checkers happy and changes nothing at run time.
+    """
+    if typing.get_origin(ann) not in (typing.Union, types.UnionType):
+        return ann
+    members = typing.get_args(ann)
+    tuples = [m for m in members if typing.get_origin(m) is tuple]
+    others = [m for m in members if typing.get_origin(m) is not tuple]
+    if (len(tuples) == 1 and len(others) == 1 and typing.get_args(tuples[0])
+            and typing.get_args(tuples[0])[0] == others[0]):
+        return tuples[0]
+    raise DefinitionError(f"{where}: unsupported union {_show(ann)}; the only union allowed "
+                          "is tuple[A, B, ...] | A (a spilled result that may be just A)")
 
 
 def _lifting(ann: Any, where: str) -> Lifting:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Union
 
 import pytest
 
@@ -174,3 +175,43 @@ def test_out_value_trap_identical_on_both_engines() -> None:
 
 def test_point_record_class_usable() -> None:
     assert Stat(1, 2, 3, Point(4, 5)).origin == Point(4, 5)
+
+
+def test_union_spelling_is_the_same_spill(backend: str) -> None:
+    """``tuple[A, B] | A`` (what a type checker wants) means ``tuple[A, B]``."""
+    @funk.host_functions(namespace="union")
+    class Typed:
+        def half(self, v: u32) -> Union[tuple[Status, u32], Status]:  # noqa: UP007
+            return Status.bad_input if v % 2 else (Status.ok, v // 2)
+
+        def third(self, v: u32) -> tuple[Status, u32] | Status:
+            return Status.bad_input if v % 3 else (Status.ok, v // 3)
+
+    sigs = {f.name: f.signature for f in funk.functions_of(Typed)}
+    assert sigs == {"half": "(i32, i32) -> i32", "third": "(i32, i32) -> i32"}
+    wat = ('(module (import "union" "half" (func $h (param i32 i32) (result i32)))'
+           '(import "union" "third" (func $t (param i32 i32) (result i32)))'
+           '(memory (export "memory") 1)'
+           '(func (export "half") (param i32 i32) (result i32) (call $h (local.get 0) (local.get 1)))'
+           '(func (export "third") (param i32 i32) (result i32) (call $t (local.get 0) (local.get 1))))')
+    inst = funk.instantiate(wat, [Typed()], backend=backend)
+    inst.memory.write(16, SENTINEL)
+    assert inst.exports.half(7, 16) == Status.bad_input
+    assert inst.memory.read(16, 4) == SENTINEL
+    assert inst.exports.half(10, 16) == Status.ok
+    assert inst.memory.unpack("<I", 16) == (5,)
+    assert inst.exports.third(9, 16) == Status.ok
+    assert inst.memory.unpack("<I", 16) == (3,)
+
+
+def test_other_unions_are_rejected() -> None:
+    with pytest.raises(funk.DefinitionError, match="unsupported union"):
+        @funk.host_functions(namespace="union")
+        class Bad:
+            def f(self, v: u32) -> u32 | None:
+                return v
+    with pytest.raises(funk.DefinitionError, match="unsupported union"):
+        @funk.host_functions(namespace="union")
+        class Mismatch:
+            def f(self, v: u32) -> tuple[Status, u32] | u32:
+                return v
