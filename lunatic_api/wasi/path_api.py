@@ -1,0 +1,225 @@
+"""WASI functions on paths below a directory descriptor: ``path_*``.
+
+Every path goes through ``lunatic_api.wasi.sandbox.resolve``, which walks it
+one component at a time below the directory fd and hands back the parent
+directory's fd and a single final name.  The host call then uses that name
+relative to that parent and never follows a symlink itself, so nothing
+outside the preopen is read, written, created or stat'ed, whatever the path
+or a concurrent change to the tree (see the sandbox module for the errno of
+each escape: ``perm``, as wasmtime and the WASI test suite expect).
+
+The descriptor must be a directory (``notdir`` otherwise) holding the right
+the spec names for the operation (``notcapable`` otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+
+from funk.types import Bytes, MutBytes, u16, u32, u64
+from lunatic_api.wasi.abi import (
+    DIRECTORY_RIGHTS,
+    FILE_RIGHTS,
+    ErrnoOr,
+    Fdflags,
+    Filestat,
+    Filetype,
+    Lookupflags,
+    Oflags,
+    Rights,
+)
+from lunatic_api.wasi.descriptors import Descriptor, WasiError, filetype_of_mode
+from lunatic_api.wasi.errno import Errno
+from lunatic_api.wasi.sandbox import ESCAPE_ERRNO, open_at, resolve, stat_at
+from lunatic_api.wasi.state import WasiState, decode_path, errno_result, filestat_of, new_times
+
+__all__ = ["PathFunctions"]
+
+# rights that make path_open open the host file for reading / for writing
+# (what wasi-libc asks for with O_RDONLY / O_WRONLY)
+_READ_RIGHTS = int(Rights.fd_read | Rights.fd_readdir)
+_WRITE_RIGHTS = int(Rights.fd_write | Rights.fd_datasync | Rights.fd_allocate
+                    | Rights.fd_filestat_set_size)
+_OFLAGS = {Oflags.creat: os.O_CREAT, Oflags.directory: os.O_DIRECTORY,
+           Oflags.excl: os.O_EXCL, Oflags.trunc: os.O_TRUNC}
+_FDFLAGS = {Fdflags.append: os.O_APPEND, Fdflags.dsync: os.O_DSYNC,
+            Fdflags.nonblock: os.O_NONBLOCK, Fdflags.rsync: os.O_RSYNC,
+            Fdflags.sync: os.O_SYNC}
+_ALL_OFLAGS = int(Oflags.creat | Oflags.directory | Oflags.excl | Oflags.trunc)
+_ALL_FDFLAGS = int(Fdflags.append | Fdflags.dsync | Fdflags.nonblock | Fdflags.rsync
+                   | Fdflags.sync)
+
+
+def _follow(lookup_flags: int) -> bool:
+    return bool(lookup_flags & Lookupflags.symlink_follow)
+
+
+class PathFunctions(WasiState):
+    """``path_*`` functions (mixed into ``Wasi``)."""
+
+    def _dir(self, fd: int, right: int) -> int:
+        """The host fd of the directory descriptor ``fd`` holding ``right``."""
+        return self._table.get(fd).dir_fd(right)
+
+    @errno_result
+    def path_open(self, fd: u32, dirflags: u32, path: Bytes, oflags: u16,
+                  fs_rights_base: u64, fs_rights_inheriting: u64,
+                  fdflags: u16) -> ErrnoOr[u32]:
+        """Open a file or directory below ``fd``; returns the new fd.
+
+        The new fd's rights are the requested ones limited to what ``fd``
+        passes on (``rights_inheriting``) and to what its file type can use.
+        The host file is opened for reading if a read right was asked for and
+        for writing if a write right was (as wasi-libc's ``open`` asks).
+        """
+        parent = self._table.get(fd)
+        dir_host = parent.dir_fd(Rights.path_open)
+        name = decode_path(path)
+        if oflags & ~_ALL_OFLAGS or fdflags & ~_ALL_FDFLAGS:
+            return Errno.inval
+        if oflags & Oflags.creat:
+            parent.require(Rights.path_create_file)
+        if oflags & Oflags.trunc:
+            parent.require(Rights.path_filestat_set_size)
+        base = fs_rights_base & parent.rights_inheriting
+        inheriting = fs_rights_inheriting & parent.rights_inheriting
+        write = bool(base & _WRITE_RIGHTS) or bool(oflags & Oflags.trunc)
+        read = bool(base & _READ_RIGHTS) or not write
+        flags = os.O_RDWR if read and write else os.O_WRONLY if write else os.O_RDONLY
+        for wasi_flag, host_flag in _OFLAGS.items():
+            if oflags & wasi_flag:
+                flags |= host_flag
+        for wasi_fd_flag, host_flag in _FDFLAGS.items():
+            if fdflags & wasi_fd_flag:
+                flags |= host_flag
+        host = open_at(dir_host, name, flags, 0o666, follow=_follow(dirflags))
+        try:
+            filetype = filetype_of_mode(os.fstat(host).st_mode)
+        except OSError:
+            os.close(host)
+            raise
+        if filetype == Filetype.directory:
+            base &= DIRECTORY_RIGHTS
+        else:
+            base &= FILE_RIGHTS
+        desc = Descriptor(filetype, base, inheriting, host_fd=host, flags=fdflags)
+        return Errno.success, self._table.add(desc)
+
+    @errno_result
+    def path_create_directory(self, fd: u32, path: Bytes) -> Errno:
+        """Create a directory (``exist`` if anything is there, even a dangling link)."""
+        parent, name = resolve(self._dir(fd, Rights.path_create_directory),
+                               decode_path(path), False)
+        try:
+            os.mkdir(name, dir_fd=parent)
+        finally:
+            os.close(parent)
+        return Errno.success
+
+    @errno_result
+    def path_remove_directory(self, fd: u32, path: Bytes) -> Errno:
+        """Remove an empty directory (``notempty`` otherwise)."""
+        parent, name = resolve(self._dir(fd, Rights.path_remove_directory),
+                               decode_path(path), False)
+        try:
+            os.rmdir(name, dir_fd=parent)
+        finally:
+            os.close(parent)
+        return Errno.success
+
+    @errno_result
+    def path_unlink_file(self, fd: u32, path: Bytes) -> Errno:
+        """Remove a file or symlink (a directory is ``isdir``)."""
+        parent, name = resolve(self._dir(fd, Rights.path_unlink_file), decode_path(path), False)
+        try:
+            os.unlink(name, dir_fd=parent)
+        finally:
+            os.close(parent)
+        return Errno.success
+
+    @errno_result
+    def path_filestat_get(self, fd: u32, flags: u32, path: Bytes) -> ErrnoOr[Filestat]:
+        """Attributes of a file; follows a final symlink with ``symlink_follow``."""
+        st = stat_at(self._dir(fd, Rights.path_filestat_get), decode_path(path),
+                     _follow(flags))
+        return Errno.success, filestat_of(st)
+
+    @errno_result
+    def path_filestat_set_times(self, fd: u32, flags: u32, path: Bytes, atim: u64, mtim: u64,
+                                fst_flags: u16) -> Errno:
+        """Set a file's access and/or modification time (or "now")."""
+        parent, name = resolve(self._dir(fd, Rights.path_filestat_set_times),
+                               decode_path(path), _follow(flags))
+        try:
+            current = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            os.utime(name, ns=new_times(current, atim, mtim, fst_flags), dir_fd=parent,
+                     follow_symlinks=False)
+        finally:
+            os.close(parent)
+        return Errno.success
+
+    @errno_result
+    def path_link(self, old_fd: u32, old_flags: u32, old_path: Bytes, new_fd: u32,
+                  new_path: Bytes) -> Errno:
+        """Create a hard link ``new_path`` to ``old_path``."""
+        old_dir = self._dir(old_fd, Rights.path_link_source)
+        new_dir = self._dir(new_fd, Rights.path_link_target)
+        old_parent, old_name = resolve(old_dir, decode_path(old_path), _follow(old_flags))
+        try:
+            new_parent, new_name = resolve(new_dir, decode_path(new_path), False)
+            try:
+                os.link(old_name, new_name, src_dir_fd=old_parent, dst_dir_fd=new_parent,
+                        follow_symlinks=False)
+            finally:
+                os.close(new_parent)
+        finally:
+            os.close(old_parent)
+        return Errno.success
+
+    @errno_result
+    def path_rename(self, fd: u32, old_path: Bytes, new_fd: u32, new_path: Bytes) -> Errno:
+        """Rename a file or directory (possibly across the two directories)."""
+        old_dir = self._dir(fd, Rights.path_rename_source)
+        new_dir = self._dir(new_fd, Rights.path_rename_target)
+        old_parent, old_name = resolve(old_dir, decode_path(old_path), False)
+        try:
+            new_parent, new_name = resolve(new_dir, decode_path(new_path), False)
+            try:
+                os.rename(old_name, new_name, src_dir_fd=old_parent, dst_dir_fd=new_parent)
+            finally:
+                os.close(new_parent)
+        finally:
+            os.close(old_parent)
+        return Errno.success
+
+    @errno_result
+    def path_symlink(self, old_path: Bytes, fd: u32, new_path: Bytes) -> Errno:
+        """Create a symlink ``new_path`` whose target text is ``old_path``.
+
+        An absolute target is refused with the escape errno: inside the
+        sandbox it could never resolve, and outside it would point a host
+        user at host paths the guest chose.
+        """
+        target = decode_path(old_path)
+        if target.startswith("/"):
+            raise WasiError(ESCAPE_ERRNO, "absolute symlink target")
+        if "\0" in target:
+            return Errno.inval
+        parent, name = resolve(self._dir(fd, Rights.path_symlink), decode_path(new_path), False)
+        try:
+            os.symlink(target, name, dir_fd=parent)
+        finally:
+            os.close(parent)
+        return Errno.success
+
+    @errno_result
+    def path_readlink(self, fd: u32, path: Bytes, buf: MutBytes) -> ErrnoOr[u32]:
+        """Copy a symlink's target into ``buf`` (truncated if it does not fit)."""
+        parent, name = resolve(self._dir(fd, Rights.path_readlink), decode_path(path), False)
+        try:
+            target = os.readlink(os.fsencode(name), dir_fd=parent)
+        finally:
+            os.close(parent)
+        used = min(len(target), len(buf))
+        buf[:used] = target[:used]
+        return Errno.success, used
