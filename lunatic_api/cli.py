@@ -1,0 +1,390 @@
+"""The ``lunatic`` command: run a WASI module (one process for now).
+
+::
+
+    lunatic [--backend wasmtime|wasmer] [--dir HOST[::GUEST]]... [--env KEY=VALUE]...
+            [--inherit-env] FILE [ARGS...]
+
+``FILE`` (a ``.wasm`` binary or ``.wat`` text) is compiled, linked with the
+host objects ``build_hosts`` returns (today only WASI) and its ``_start``
+export is run.  The guest sees ``FILE`` as given as ``argv[0]`` followed by
+``ARGS``: everything after ``FILE`` belongs to the guest, even words that look
+like options.
+
+Exit statuses:
+
+* the guest's exit code: 0 when ``_start`` returns, otherwise the
+  ``proc_exit`` code.  As with a native ``exit()``, only its low 8 bits reach
+  the parent process (``proc_exit(256)`` exits with 0);
+* ``EXIT_TRAP`` (134, 128 + SIGABRT, what wasmtime's CLI uses on Unix) when the
+  guest traps; ``lunatic: trap: MESSAGE`` and the guest backtrace go to stderr;
+* ``EXIT_USAGE`` (2) for every mistake of the user: bad options, a file that
+  cannot be read or is not wasm, a module without ``_start`` or with imports
+  no host object provides, a ``--dir`` that is not a directory, a malformed
+  ``--env``.  Each prints one line, ``lunatic: error: ...``, never a traceback;
+* ``EXIT_INTERRUPTED`` (130) on Ctrl-C, silently.
+
+The engine is ``--backend``, else the ``LUNATIC_BACKEND`` environment variable,
+else wasmtime.
+
+The functions are split so that the full Lunatic runtime can grow from them:
+``parse_config`` (command line -> ``Config``), ``build_hosts`` (``Config`` ->
+host objects), ``load_module`` and ``run``; ``main`` only maps outcomes to
+exit statuses and messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import funk
+from funk.backends import NAMES as BACKENDS
+from funk.backends.base import CompiledModule
+from funk.instance import ExportFunction
+from lunatic_api.wasi import Wasi, WasiExit
+
+__all__ = [
+    "Config", "UsageError", "main", "parse_config", "build_hosts", "load_module", "run",
+    "guest_environment", "parse_dir", "parse_env", "split_argv", "build_parser",
+    "exit_status", "report_trap", "EXIT_USAGE", "EXIT_TRAP", "EXIT_INTERRUPTED",
+    "BACKEND_ENV", "ENTRY_POINT",
+]
+
+PROG = "lunatic"
+
+EXIT_USAGE = 2
+"""Exit status for user errors (also argparse's status for bad options)."""
+
+EXIT_TRAP = 134
+"""Exit status after a guest trap: 128 + SIGABRT, as wasmtime's CLI on Unix."""
+
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT)."""
+
+BACKEND_ENV = "LUNATIC_BACKEND"
+"""Environment variable naming the engine when ``--backend`` is not given."""
+
+DEFAULT_BACKEND = funk.DEFAULT_BACKEND
+
+ENTRY_POINT = "_start"
+"""The export a WASI command runs."""
+
+# options that take a value: the word after them is never FILE
+_VALUE_OPTIONS = frozenset({"--backend", "--dir", "--env"})
+
+
+class UsageError(Exception):
+    """A mistake of the user; ``main`` prints it as one ``lunatic: error:`` line."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the command line asks for.
+
+    Attributes:
+        file: the module's path, as given (also the guest's ``argv[0]``).
+        args: the guest's arguments after ``argv[0]``.
+        backend: the engine, ``"wasmtime"`` or ``"wasmer"``.
+        preopens: ``(guest_name, host_dir)`` pairs in command-line order.
+        env: the guest's environment.
+    """
+
+    file: str
+    args: tuple[str, ...] = ()
+    backend: str = DEFAULT_BACKEND
+    preopens: tuple[tuple[str, str], ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def argv(self) -> list[str]:
+        """The guest's full argument vector: ``file`` then ``args``."""
+        return [self.file, *self.args]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors become ``SystemExit(EXIT_USAGE)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for the runtime's own options (and ``--help``)."""
+    parser = _Parser(
+        prog=PROG, allow_abbrev=False,
+        description="Run a WebAssembly module's _start with WASI.",
+        epilog=(f"Everything after FILE is passed to the guest. The engine defaults to "
+                f"${BACKEND_ENV}, else {DEFAULT_BACKEND}. Exit status: the guest's exit code; "
+                f"{EXIT_TRAP} after a trap; {EXIT_USAGE} for usage errors; "
+                f"{EXIT_INTERRUPTED} on Ctrl-C."))
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help=f"the engine to run on (default: ${BACKEND_ENV}, else "
+                             f"{DEFAULT_BACKEND})")
+    parser.add_argument("--dir", action="append", default=[], metavar="HOST[::GUEST]",
+                        help="give the guest the host directory HOST under the name GUEST "
+                             "(default: HOST as written); may be repeated")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="set an environment variable for the guest; may be repeated")
+    parser.add_argument("--inherit-env", action="store_true",
+                        help="pass the host's environment to the guest (--env overrides it)")
+    parser.add_argument("file", metavar="FILE", help="the module, .wasm binary or .wat text")
+    parser.add_argument("args", metavar="ARGS", nargs="*", help="the guest's arguments")
+    return parser
+
+
+def split_argv(argv: Sequence[str]) -> tuple[list[str], str | None, list[str]]:
+    """Split a command line into ``(runtime_options, FILE, guest_args)``.
+
+    ``FILE`` is the first word that is neither an option, nor the value of
+    one of ``--backend``/``--dir``/``--env``, nor a ``--`` (which makes the
+    next word ``FILE`` whatever it looks like).  ``FILE`` is ``None`` when the
+    command line has none.
+    """
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word == "--":
+            if index + 1 < len(argv):
+                return list(argv[:index]), argv[index + 1], list(argv[index + 2:])
+            return list(argv[:index]), None, []
+        if word.startswith("-") and word != "-":
+            index += 2 if word in _VALUE_OPTIONS else 1
+            continue
+        return list(argv[:index]), word, list(argv[index + 1:])
+    return list(argv), None, []
+
+
+def parse_dir(spec: str) -> tuple[str, str]:
+    """``HOST[::GUEST]`` -> ``(guest_name, host_dir)``; GUEST defaults to HOST as written.
+
+    Raises ``UsageError`` unless HOST is an existing directory and both
+    names are non-empty.
+    """
+    host, sep, guest = spec.partition("::")
+    if not sep:
+        guest = host
+    if not host:
+        raise UsageError(f"--dir {spec!r}: the host directory is empty")
+    if not guest:
+        raise UsageError(f"--dir {spec!r}: the guest name after '::' is empty")
+    if not os.path.isdir(host):
+        reason = "is not a directory" if os.path.exists(host) else "does not exist"
+        raise UsageError(f"--dir {spec!r}: {host} {reason}")
+    return guest, host
+
+
+def parse_env(spec: str) -> tuple[str, str]:
+    """``KEY=VALUE`` -> ``(KEY, VALUE)``; VALUE may contain ``=`` and be empty.
+
+    Raises ``UsageError`` when there is no ``=`` or KEY is empty.
+    """
+    key, sep, value = spec.partition("=")
+    if not sep or not key:
+        raise UsageError(f"--env {spec!r}: expected KEY=VALUE with a non-empty KEY")
+    return key, value
+
+
+def guest_environment(settings: Sequence[str], inherit: bool,
+                      host_env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The guest's environment: ``host_env`` if ``inherit``, then the ``--env`` settings.
+
+    ``host_env`` defaults to ``os.environ``.  A later ``--env`` of the same
+    key wins over an earlier one and over the host's value.
+    """
+    env: dict[str, str] = {}
+    if inherit:
+        env.update(os.environ if host_env is None else host_env)
+    for spec in settings:
+        key, value = parse_env(spec)
+        env[key] = value
+    return env
+
+
+def _backend_from(option: str | None, environ: Mapping[str, str]) -> str:
+    """The engine: the option, else ``$LUNATIC_BACKEND`` if set and non-empty, else wasmtime."""
+    if option is not None:
+        return option
+    name = environ.get(BACKEND_ENV, "")
+    if not name:
+        return DEFAULT_BACKEND
+    if name not in BACKENDS:
+        raise UsageError(f"{BACKEND_ENV}={name!r} is not an engine; choose one of "
+                         f"{', '.join(BACKENDS)}")
+    return name
+
+
+def parse_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Turn a command line (without the program name) into a ``Config``.
+
+    ``environ`` (default ``os.environ``) supplies ``LUNATIC_BACKEND`` and, with
+    ``--inherit-env``, the guest's environment.  Bad options make argparse
+    raise ``SystemExit(2)`` after printing usage; other mistakes raise
+    ``UsageError``.
+    """
+    host_env = os.environ if environ is None else environ
+    options, file, guest_args = split_argv(argv)
+    parser = build_parser()
+    # "--" keeps argparse from reading a FILE that starts with "-" as an option
+    ns = parser.parse_args(options if file is None else [*options, "--", file])
+    return Config(
+        file=ns.file,
+        args=tuple(guest_args),
+        backend=_backend_from(ns.backend, host_env),
+        preopens=tuple(parse_dir(spec) for spec in ns.dir),
+        env=guest_environment(ns.env, ns.inherit_env, host_env),
+    )
+
+
+_SOURCE_LINE = re.compile(r"^(\d+ )?\|")  # "  |" and " 1 | (module ..." snippet lines
+_LOCATION = re.compile(r"^--> .*?:(\d+):(\d+)$")  # "--> <anon>:1:14"
+_CAUSE_NUMBER = re.compile(r"^\d+: ")  # "0: " before each cause in a chain
+
+
+def _one_line(text: str) -> str:
+    """An engine's (possibly multi-line) message as one line.
+
+    Source excerpts are dropped, a ``--> FILE:LINE:COL`` pointer becomes
+    ``(line LINE, column COL)``, ``Caused by:`` chains are joined with
+    ``": "`` and other lines with ``"; "``.
+    """
+    out = ""
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line or _SOURCE_LINE.match(line):
+            continue
+        location = _LOCATION.match(line)
+        if location:
+            out += f" (line {location.group(1)}, column {location.group(2)})"
+            continue
+        if line == "Caused by:":
+            out += ":"
+            continue
+        line = _CAUSE_NUMBER.sub("", line)
+        out = line if not out else out + (" " if out.endswith(":") else "; ") + line
+    return out
+
+
+def load_module(config: Config) -> CompiledModule:
+    """Read and compile ``config.file``; check that it exports ``_start``.
+
+    Raises ``UsageError`` if the file cannot be read, is neither wasm nor
+    WAT, does not compile, or has no ``_start`` export.
+    """
+    try:
+        with open(config.file, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {config.file}: {exc.strerror or exc}") from None
+    try:
+        module = funk.compile(data, config.backend)
+    except funk.CompileError as exc:
+        raise UsageError(f"{config.file}: {_one_line(str(exc))}") from None
+    if ENTRY_POINT not in module.exports:
+        raise UsageError(f"{config.file}: the module has no {ENTRY_POINT} export "
+                         "(not a WASI command)")
+    return module
+
+
+def build_hosts(config: Config) -> tuple[Wasi, list[Any]]:
+    """The host objects to link the guest with: ``(wasi, hosts)``.
+
+    ``hosts`` is the full list given to ``instantiate`` (today just ``wasi``);
+    ``wasi`` is returned separately because it runs the guest.  The
+    standard streams are the runtime's own.  Raises ``UsageError`` when WASI
+    cannot be set up (e.g. a preopened directory cannot be opened).
+    """
+    try:
+        wasi = Wasi(args=config.argv, env=dict(config.env), preopens=list(config.preopens),
+                    stdin="inherit", stdout="inherit", stderr="inherit")
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot set up WASI: {_describe(exc)}") from None
+    return wasi, [wasi]
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an exception, using ``strerror``/``filename`` when it has them."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        return f"{where}{exc.strerror}"
+    return _one_line(str(exc)) or type(exc).__name__
+
+
+def run(config: Config) -> int:
+    """Compile, link and run the guest; return its exit code (not truncated).
+
+    Raises ``UsageError`` for the mistakes listed in the module docstring and
+    ``funk.Trap`` when the guest traps (also in a start function).
+    """
+    module = load_module(config)
+    wasi, hosts = build_hosts(config)
+    try:
+        try:
+            instance = module.instantiate(hosts)
+        except funk.LinkError as exc:
+            raise UsageError(f"{config.file}: {_one_line(str(exc))}") from None
+        except WasiExit as exc:  # proc_exit in the module's start function
+            return exc.code
+        if not isinstance(instance.exports[ENTRY_POINT], ExportFunction):
+            raise UsageError(f"{config.file}: the export {ENTRY_POINT} is not a function")
+        try:
+            return wasi.run(instance)
+        except WasiExit as exc:  # Wasi.run returns the code; stay correct if it ever raises
+            return exc.code
+    finally:
+        wasi.close()
+
+
+def exit_status(code: int) -> int:
+    """The process exit status for a guest exit code: its low 8 bits, as on POSIX."""
+    return code & 0xFF
+
+
+def report_trap(trap: funk.Trap) -> None:
+    """Print ``lunatic: trap: MESSAGE`` and the guest backtrace to stderr."""
+    lines = [f"{PROG}: trap: {trap.message}"]
+    if trap.frames:
+        lines.append("guest backtrace:")
+        lines.extend(f"  {frame}" for frame in trap.frames)
+    _flush_stdout()
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _flush_stdout() -> None:
+    """Flush Python's stdout so guest output precedes our messages; ignore a closed pipe."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    try:
+        try:
+            config = parse_config(sys.argv[1:] if argv is None else argv)
+        except SystemExit as exc:  # argparse: --help, or a usage error it has printed
+            return _status_of(exc)
+        code = run(config)
+    except UsageError as exc:
+        _flush_stdout()
+        print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    except funk.Trap as trap:
+        report_trap(trap)
+        return EXIT_TRAP
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return exit_status(code)
+
+
+def _status_of(exc: SystemExit) -> int:
+    """The exit status argparse asked for."""
+    if exc.code is None:
+        return 0
+    return exc.code if isinstance(exc.code, int) else EXIT_USAGE
