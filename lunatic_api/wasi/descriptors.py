@@ -6,13 +6,13 @@ stdout/stderr captured into a ``bytearray`` or discarded), plus its WASI
 file type, rights and fd flags.  ``DescriptorTable`` maps numbers to
 descriptors and owns the host fds it opened.
 
-Numbering follows wasmtime's preview1 implementation: a new descriptor gets
-the highest number in use plus one (so a closed number is not handed out
-again while higher ones exist), falling back to the lowest free number.
+Numbering is POSIX's (and wasmtime's): a new descriptor gets the lowest
+number not in use.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import socket
 from collections.abc import Iterator, Sequence
@@ -147,6 +147,8 @@ class DescriptorTable:
 
     def __init__(self) -> None:
         self._fds: dict[int, Descriptor] = {}
+        self._free: list[int] = []  # heap of numbers below _next that are not in use
+        self._next = 0
 
     def get(self, fd: int) -> Descriptor:
         """The descriptor of ``fd``, or ``WasiError(badf)``."""
@@ -156,23 +158,22 @@ class DescriptorTable:
             raise WasiError(Errno.badf, f"fd {fd} is not open") from None
 
     def add(self, desc: Descriptor) -> int:
-        """Store ``desc`` under a new number (see the module docstring)."""
-        fds = self._fds
-        fd = max(fds) + 1 if fds else 0
-        if fd >= _FD_LIMIT:
-            fd = next(n for n in range(_FD_LIMIT) if n not in fds)
-        fds[fd] = desc
-        return fd
-
-    def put(self, fd: int, desc: Descriptor) -> None:
-        """Store ``desc`` under ``fd`` (which must be free)."""
-        assert fd not in self._fds
+        """Store ``desc`` under the lowest free number; returns it."""
+        if self._free:
+            fd = heapq.heappop(self._free)
+        else:
+            if self._next >= _FD_LIMIT:
+                raise WasiError(Errno.mfile, "no free descriptor numbers")
+            fd = self._next
+            self._next += 1
         self._fds[fd] = desc
+        return fd
 
     def remove(self, fd: int) -> Descriptor:
         """Take ``fd`` out of the table (``badf`` if it is not open)."""
         desc = self.get(fd)
         del self._fds[fd]
+        heapq.heappush(self._free, fd)
         return desc
 
     def renumber(self, fd: int, to: int) -> None:
@@ -184,6 +185,7 @@ class DescriptorTable:
         dst.close()
         self._fds[to] = src
         del self._fds[fd]
+        heapq.heappush(self._free, fd)
 
     def items(self) -> Iterator[tuple[int, Descriptor]]:
         """(number, descriptor) pairs."""
@@ -192,6 +194,7 @@ class DescriptorTable:
     def close_all(self) -> None:
         """Close every descriptor (the table is empty afterwards)."""
         fds, self._fds = self._fds, {}
+        self._free, self._next = [], 0
         for desc in fds.values():
             try:
                 desc.close()

@@ -15,6 +15,7 @@ the spec names for the operation (``notcapable`` otherwise).
 from __future__ import annotations
 
 import os
+import stat
 
 from funk.types import Bytes, MutBytes, u16, u32, u64
 from lunatic_api.wasi.abi import (
@@ -51,7 +52,32 @@ _ALL_FDFLAGS = int(Fdflags.append | Fdflags.dsync | Fdflags.nonblock | Fdflags.r
 
 
 def _follow(lookup_flags: int) -> bool:
+    """Whether to follow a final symlink; undefined flag bits are ``inval``."""
+    if lookup_flags & ~int(Lookupflags.symlink_follow):
+        raise WasiError(Errno.inval, "undefined lookupflags bits")
     return bool(lookup_flags & Lookupflags.symlink_follow)
+
+
+def _exists(parent: int, name: str) -> bool:
+    """Whether ``name`` (not followed) exists in the directory ``parent``."""
+    try:
+        os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _refuse_slash_for_new_file(path: str, parent: int, name: str) -> None:
+    """A trailing ``/`` on a new non-directory name fails as on POSIX.
+
+    ``resolve`` accepts ``"new/"`` for a name that does not exist yet (so
+    ``path_create_directory("new/")`` works); a symlink or hard link can
+    never be created under such a name: ``exist`` if it is taken, else
+    ``noent``.
+    """
+    if path.endswith("/"):
+        raise WasiError(Errno.exist if _exists(parent, name) else Errno.noent,
+                        "trailing slash on a new non-directory")
 
 
 class PathFunctions(WasiState):
@@ -77,13 +103,18 @@ class PathFunctions(WasiState):
         name = decode_path(path)
         if oflags & ~_ALL_OFLAGS or fdflags & ~_ALL_FDFLAGS:
             return Errno.inval
+        # creat+excl must not follow a final (dangling) symlink: it exists
+        exclusive = oflags & Oflags.creat and oflags & Oflags.excl
+        follow = _follow(dirflags) and not exclusive
         if oflags & Oflags.creat:
             parent.require(Rights.path_create_file)
         if oflags & Oflags.trunc:
             parent.require(Rights.path_filestat_set_size)
         base = fs_rights_base & parent.rights_inheriting
         inheriting = fs_rights_inheriting & parent.rights_inheriting
-        write = bool(base & _WRITE_RIGHTS) or bool(oflags & Oflags.trunc)
+        # a directory is never opened for writing: rights it cannot use are dropped
+        write = not oflags & Oflags.directory and (bool(base & _WRITE_RIGHTS)
+                                                   or bool(oflags & Oflags.trunc))
         read = bool(base & _READ_RIGHTS) or not write
         flags = os.O_RDWR if read and write else os.O_WRONLY if write else os.O_RDONLY
         for wasi_flag, host_flag in _OFLAGS.items():
@@ -92,7 +123,7 @@ class PathFunctions(WasiState):
         for wasi_fd_flag, host_flag in _FDFLAGS.items():
             if fdflags & wasi_fd_flag:
                 flags |= host_flag
-        host = open_at(dir_host, name, flags, 0o666, follow=_follow(dirflags))
+        host = open_at(dir_host, name, flags, 0o666, follow=follow)
         try:
             filetype = filetype_of_mode(os.fstat(host).st_mode)
         except OSError:
@@ -166,8 +197,10 @@ class PathFunctions(WasiState):
         new_dir = self._dir(new_fd, Rights.path_link_target)
         old_parent, old_name = resolve(old_dir, decode_path(old_path), _follow(old_flags))
         try:
-            new_parent, new_name = resolve(new_dir, decode_path(new_path), False)
+            new_text = decode_path(new_path)
+            new_parent, new_name = resolve(new_dir, new_text, False)
             try:
+                _refuse_slash_for_new_file(new_text, new_parent, new_name)
                 os.link(old_name, new_name, src_dir_fd=old_parent, dst_dir_fd=new_parent,
                         follow_symlinks=False)
             finally:
@@ -181,10 +214,15 @@ class PathFunctions(WasiState):
         """Rename a file or directory (possibly across the two directories)."""
         old_dir = self._dir(fd, Rights.path_rename_source)
         new_dir = self._dir(new_fd, Rights.path_rename_target)
-        old_parent, old_name = resolve(old_dir, decode_path(old_path), False)
+        old_text, new_text = decode_path(old_path), decode_path(new_path)
+        old_parent, old_name = resolve(old_dir, old_text, False)
         try:
-            new_parent, new_name = resolve(new_dir, decode_path(new_path), False)
+            new_parent, new_name = resolve(new_dir, new_text, False)
             try:
+                if (old_text.endswith("/") or new_text.endswith("/")) and not stat.S_ISDIR(
+                        os.stat(old_name, dir_fd=old_parent, follow_symlinks=False).st_mode):
+                    # "x/" names a directory: renaming a file to or from it is notdir
+                    raise WasiError(Errno.notdir, "trailing slash on a non-directory")
                 os.rename(old_name, new_name, src_dir_fd=old_parent, dst_dir_fd=new_parent)
             finally:
                 os.close(new_parent)
@@ -205,8 +243,10 @@ class PathFunctions(WasiState):
             raise WasiError(ESCAPE_ERRNO, "absolute symlink target")
         if "\0" in target:
             return Errno.inval
-        parent, name = resolve(self._dir(fd, Rights.path_symlink), decode_path(new_path), False)
+        link = decode_path(new_path)
+        parent, name = resolve(self._dir(fd, Rights.path_symlink), link, False)
         try:
+            _refuse_slash_for_new_file(link, parent, name)
             os.symlink(target, name, dir_fd=parent)
         finally:
             os.close(parent)
