@@ -46,6 +46,8 @@ _SUBSCRIPTION = record_layout(Subscription)
 _EVENT = record_layout(Event)
 _FUNCTION = f"{NAMESPACE}.poll_oneoff"
 _FIONREAD = struct.Struct("i")
+_MAX_POLL_MS = (1 << 31) - 1
+_MAX_SLEEP_S = 86400.0  # longer waits are done in steps by poll_oneoff's loop
 
 
 def _event(userdata: int, kind: int, error: int = 0, nbytes: int = 0,
@@ -114,7 +116,7 @@ class PollFunctions(WasiState):
             if watches:
                 ready.extend(_poll(watches, timeout_ns))
             elif timeout_ns:
-                time.sleep(timeout_ns / 1e9)
+                time.sleep(min(timeout_ns / 1e9, _MAX_SLEEP_S))
             now = time.monotonic_ns()
             ready.extend(_event(ud, Eventtype.clock) for d, ud in clocks if d <= now)
             if ready:
@@ -163,7 +165,9 @@ def _poll(watches: list[tuple[int, int, int, int]], timeout_ns: int | None) -> l
         masks[host_fd] = masks.get(host_fd, 0) | mask
     for host_fd, mask in masks.items():
         poller.register(host_fd, mask)
-    timeout_ms = None if timeout_ns is None else math.ceil(timeout_ns / 1e6)
+    # poll() takes a C int of milliseconds: wait at most ~24 days at a time
+    # (poll_oneoff's loop waits again if nothing became ready)
+    timeout_ms = None if timeout_ns is None else min(math.ceil(timeout_ns / 1e6), _MAX_POLL_MS)
     try:
         results = dict(poller.poll(timeout_ms))
     except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
