@@ -215,3 +215,54 @@ def test_instances_from_threads_are_independent(backend: str) -> None:
     results = _run_threads(work)
     assert results == [bytes([i]) * 32 for i in range(THREADS)]
     assert len({id(inst.caller) for inst in made.values()}) == THREADS
+
+
+RELEASE_SCRIPT = """
+import gc, sys, threading
+import funk
+backend = sys.argv[1]
+WAT = '(module (memory (export "memory") 1) (func (export "f")))'
+
+# 1. a module compiled here, instantiated in workers that leave garbage cycles
+#    behind; the workers end, then everything is collected and dropped here
+module = funk.compile(WAT, backend=backend)
+def work():
+    inst = module.instantiate([])
+    inst.exports.f()
+    inst.memory.read(0, 4)
+    class Cycle: pass
+    c = Cycle(); c.me = c; c.inst = inst; c.export = inst.exports.f; c.memory = inst.memory
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+gc.collect()
+del module
+gc.collect()
+
+# 2. garbage of this thread collected by another thread's collection
+inst = funk.instantiate(WAT, [], backend=backend)
+class Cycle: pass
+c = Cycle(); c.me = c; c.inst = inst; c.export = inst.exports.f; c.memory = inst.memory
+del c, inst
+t = threading.Thread(target=gc.collect); t.start(); t.join()
+
+# 3. this thread keeps working afterwards (and releases what was handed back)
+funk.instantiate(WAT, [], backend=backend).exports.f()
+print("ok")
+"""
+
+
+def test_engine_objects_released_by_other_threads(backend: str) -> None:
+    """Garbage collection may run in any thread; engine objects must not care.
+
+    wasmer-python panics when one of its objects is released in a thread
+    other than its creator's; funk hands such objects back to their owner
+    thread.  Checked in a fresh interpreter, including its shutdown.
+    """
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", RELEASE_SCRIPT, backend], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "ok\n"
+    assert "panicked" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
