@@ -172,8 +172,12 @@ class WasmerModule(CompiledModule):
         return module
 
     def __del__(self) -> None:
-        here = thread_token()
-        modules, self._modules = self._modules, {}
+        try:
+            here = thread_token()
+        except Exception:  # pragma: no cover - interpreter teardown
+            return
+        # (a module whose compilation failed never got its _modules)
+        modules, self._modules = getattr(self, "_modules", {}), {}
         for owner, module in modules.items():
             if owner != here:
                 _bury(owner, module)

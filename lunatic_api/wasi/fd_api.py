@@ -6,7 +6,8 @@ Rules shared by all of them (see ``Descriptor``):
 * reading or writing without the ``fd_read``/``fd_write`` right is ``badf``
   (POSIX's answer for a descriptor not open for that, and wasmtime's);
 * file operations on a directory, or on an in-memory stdio stream where
-  they make no sense, are ``badf``; seeking a stream is ``spipe``;
+  they make no sense, are ``badf``; seeking a stream (stdio, pipe, socket,
+  terminal) is ``spipe``;
 * any other missing right is ``notcapable``.
 """
 
@@ -58,9 +59,21 @@ _HOST_FLAG = {Fdflags.append: os.O_APPEND, Fdflags.nonblock: os.O_NONBLOCK}
 _DIRENT = struct.Struct("<QQIB3x")  # dirent: d_next, d_ino, d_namlen, d_type
 
 
-def _stream_error(desc: Descriptor) -> WasiError:
-    """Why a positioned operation fails on a non-host descriptor."""
-    return WasiError(Errno.spipe if desc.stream is not None else Errno.badf)
+_SEEKABLE = (Filetype.regular_file, Filetype.block_device)
+
+
+def _positioned_fd(desc: Descriptor, right: int) -> int:
+    """The host fd for seek/tell/pread/pwrite, which need ``right``.
+
+    Streams -- stdio whatever backs it, pipes, sockets, terminals -- have no
+    position (``spipe``, as POSIX and wasmtime answer); a directory is
+    ``badf`` like for any file operation.
+    """
+    if desc.filetype == Filetype.directory:
+        raise WasiError(Errno.badf, "a directory has no file position")
+    if desc.host_fd is None or desc.filetype not in _SEEKABLE:
+        raise WasiError(Errno.spipe, "a stream has no file position")
+    return desc.file_fd(right)
 
 
 class FdFunctions(WasiState):
@@ -101,9 +114,7 @@ class FdFunctions(WasiState):
         """Read at ``offset`` without moving the file position."""
         desc = self._table.get(fd)
         desc.require(_READ, Errno.badf)
-        if desc.host_fd is None:
-            raise _stream_error(desc)
-        host = desc.file_fd(Rights.fd_seek)
+        host = _positioned_fd(desc, Rights.fd_seek)
         return Errno.success, os.preadv(host, iovs[:IOV_MAX], offset)
 
     @errno_result
@@ -111,9 +122,7 @@ class FdFunctions(WasiState):
         """Write at ``offset`` without moving the file position."""
         desc = self._table.get(fd)
         desc.require(_WRITE, Errno.badf)
-        if desc.host_fd is None:
-            raise _stream_error(desc)
-        host = desc.file_fd(Rights.fd_seek)
+        host = _positioned_fd(desc, Rights.fd_seek)
         return Errno.success, os.pwritev(host, iovs[:IOV_MAX], offset)
 
     # -- position -----------------------------------------------------------
@@ -124,20 +133,16 @@ class FdFunctions(WasiState):
         desc = self._table.get(fd)
         if whence > Whence.end:
             return Errno.inval
-        if desc.host_fd is None:
-            raise _stream_error(desc)
         # a pure "where am I" query only needs fd_tell (the spec's rule)
         needed = Rights.fd_tell if (offset == 0 and whence == Whence.cur) else Rights.fd_seek
-        host = desc.file_fd(needed)
+        host = _positioned_fd(desc, needed)
         return Errno.success, os.lseek(host, offset, whence)
 
     @errno_result
     def fd_tell(self, fd: u32) -> ErrnoOr[u64]:
         """The current file position."""
         desc = self._table.get(fd)
-        if desc.host_fd is None:
-            raise _stream_error(desc)
-        return Errno.success, os.lseek(desc.file_fd(Rights.fd_tell), 0, os.SEEK_CUR)
+        return Errno.success, os.lseek(_positioned_fd(desc, Rights.fd_tell), 0, os.SEEK_CUR)
 
     # -- descriptor state ---------------------------------------------------
 

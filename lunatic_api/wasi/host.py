@@ -145,6 +145,8 @@ class Wasi(FdFunctions, PathFunctions, PollFunctions, SocketFunctions, ProcessFu
                  | Iterable[tuple[str, str | os.PathLike[str]]] = (),
                  stdin: StdinSource = None, stdout: OutputSink = INHERIT,
                  stderr: OutputSink = INHERIT, sockets: Iterable[socket.socket] = ()) -> None:
+        if isinstance(args, (str, bytes)):
+            raise TypeError("args must be a sequence of strings, not one string")
         self._table = DescriptorTable()
         self._args = [_encode(a, "argument") for a in args]
         self._env = _env_pairs(env)

@@ -31,7 +31,7 @@ from lunatic_api.wasi.abi import (
 )
 from lunatic_api.wasi.descriptors import Descriptor, WasiError, filetype_of_mode
 from lunatic_api.wasi.errno import Errno
-from lunatic_api.wasi.sandbox import ESCAPE_ERRNO, open_at, resolve, stat_at
+from lunatic_api.wasi.sandbox import ESCAPE_ERRNO, SandboxError, open_at, resolve, stat_at
 from lunatic_api.wasi.state import WasiState, decode_path, errno_result, filestat_of, new_times
 
 __all__ = ["PathFunctions"]
@@ -123,7 +123,15 @@ class PathFunctions(WasiState):
         for wasi_fd_flag, host_flag in _FDFLAGS.items():
             if fdflags & wasi_fd_flag:
                 flags |= host_flag
-        host = open_at(dir_host, name, flags, 0o666, follow=follow)
+        try:
+            host = open_at(dir_host, name, flags, 0o666, follow=follow)
+        except SandboxError as exc:
+            if exc.errno != Errno.isdir or base & Rights.fd_write or oflags & Oflags.trunc:
+                raise
+            # only rights a directory ignores (fd_datasync, ...) asked for
+            # write access: open the directory read-only, dropping them
+            host = open_at(dir_host, name, flags & ~(os.O_RDWR | os.O_WRONLY), 0o666,
+                           follow=follow)
         try:
             filetype = filetype_of_mode(os.fstat(host).st_mode)
         except OSError:

@@ -34,7 +34,17 @@ _ROFLAGS_TRUNCATED = 1  # roflags::recv_data_truncated
 
 
 def socket_descriptor(sock: socket.socket, rights: int = SOCKET_RIGHTS) -> Descriptor:
-    """A descriptor owning ``sock`` (closing the guest fd closes it)."""
+    """A descriptor owning ``sock`` (closing the guest fd closes it).
+
+    A Python timeout is dropped (the socket becomes plainly blocking): CPython
+    implements timeouts with a non-blocking fd, which the guest's
+    ``fd_read``/``fd_write`` use directly.
+    """
+    if not isinstance(sock, socket.socket):
+        raise TypeError(f"sockets must be socket.socket objects, not {type(sock).__name__}")
+    if sock.fileno() < 0:
+        raise ValueError(f"socket {sock!r} is closed")
+    sock.setblocking(sock.getblocking())
     filetype = Filetype.socket_dgram if sock.type == socket.SOCK_DGRAM else Filetype.socket_stream
     flags = 0 if sock.getblocking() else int(Fdflags.nonblock)
     return Descriptor(filetype, rights, rights, host_fd=sock.fileno(), sock=sock, flags=flags)
