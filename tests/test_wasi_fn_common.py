@@ -217,7 +217,7 @@ class Guest:
              follow: bool = True) -> tuple[int, int]:
         """``path_open``; returns ``(errno, fd)`` (fd is 0xFFFFFFFF if unset)."""
         s = self.scratch()
-        p, n = s.bytes(path.encode() if isinstance(path, str) else path)
+        p, n = s.put(path.encode() if isinstance(path, str) else path)
         out = s.alloc(4, 4)
         s.memory.pack("<I", out, 0xFFFFFFFF)
         err = self.x.path_open(dirfd, FOLLOW if follow else 0, p, n, oflags, base,
@@ -232,7 +232,7 @@ class Guest:
     def path_call(self, name: str, fd: int, path: str | bytes, *rest: Any) -> int:
         """``name(fd, path_ptr, path_len, *rest)``."""
         s = self.scratch()
-        p, n = s.bytes(path.encode() if isinstance(path, str) else path)
+        p, n = s.put(path.encode() if isinstance(path, str) else path)
         return getattr(self.x, name)(fd, p, n, *rest)
 
     def mkdir(self, path: str | bytes, dirfd: int = 3) -> int:
@@ -247,7 +247,7 @@ class Guest:
     def path_filestat(self, path: str | bytes, follow: bool = True,
                       dirfd: int = 3) -> tuple[int, FilestatT]:
         s = self.scratch()
-        p, n = s.bytes(path.encode() if isinstance(path, str) else path)
+        p, n = s.put(path.encode() if isinstance(path, str) else path)
         out = s.out(64)
         err = self.x.path_filestat_get(dirfd, FOLLOW if follow else 0, p, n, out)
         return err, FilestatT(*s.unpack(FILESTAT_FMT, out))
@@ -255,33 +255,33 @@ class Guest:
     def set_times(self, path: str, atim: int, mtim: int, fst: int, follow: bool = True,
                   dirfd: int = 3) -> int:
         s = self.scratch()
-        p, n = s.bytes(path.encode())
+        p, n = s.put(path.encode())
         return self.x.path_filestat_set_times(dirfd, FOLLOW if follow else 0, p, n, atim,
                                               mtim, fst)
 
     def rename(self, old: str, new: str, fd: int = 3, new_fd: int = 3) -> int:
         s = self.scratch()
-        op, on = s.bytes(old.encode())
-        np_, nn = s.bytes(new.encode())
+        op, on = s.put(old.encode())
+        np_, nn = s.put(new.encode())
         return self.x.path_rename(fd, op, on, new_fd, np_, nn)
 
     def link(self, old: str, new: str, fd: int = 3, new_fd: int = 3,
              follow: bool = False) -> int:
         s = self.scratch()
-        op, on = s.bytes(old.encode())
-        np_, nn = s.bytes(new.encode())
+        op, on = s.put(old.encode())
+        np_, nn = s.put(new.encode())
         return self.x.path_link(fd, FOLLOW if follow else 0, op, on, new_fd, np_, nn)
 
     def symlink(self, target: str | bytes, new: str, fd: int = 3) -> int:
         s = self.scratch()
-        tp, tn = s.bytes(target.encode() if isinstance(target, str) else target)
-        np_, nn = s.bytes(new.encode())
+        tp, tn = s.put(target.encode() if isinstance(target, str) else target)
+        np_, nn = s.put(new.encode())
         return self.x.path_symlink(tp, tn, fd, np_, nn)
 
     def readlink(self, path: str, size: int, fd: int = 3) -> tuple[int, bytes, bytes]:
         """``(errno, target, buffer incl. 4 guard bytes)``."""
         s = self.scratch()
-        p, n = s.bytes(path.encode())
+        p, n = s.put(path.encode())
         buf = s.alloc(size + 4, 1)
         s.memory.write(buf, b"\xaa" * (size + 4))
         out = s.out(4)

@@ -707,8 +707,8 @@ def test_path_filestat_set_times_errors(tree: Tree) -> None:
 @pytest.mark.parametrize("lookup", [2, 1 << 31, 0xFFFFFFFF])
 def test_undefined_lookupflags_bits_are_inval(tree: Tree, lookup: int) -> None:
     s = tree.g.scratch()
-    p, n = s.bytes(b"file.txt")
-    q, m = s.bytes(b"hardlink")
+    p, n = s.put(b"file.txt")
+    q, m = s.put(b"hardlink")
     out = s.out(64)
     assert tree.g.x.path_open(3, lookup, p, n, 0, READ, 0, 0, out) == Errno.inval
     assert tree.g.x.path_filestat_get(3, lookup, p, n, out) == Errno.inval

@@ -83,7 +83,7 @@ class Guest:
         self.x = self.inst.exports
 
     def path(self, text: str) -> tuple[int, int]:
-        return self.s.bytes(text.encode())
+        return self.s.put(text.encode())
 
     def open(self, path: str, oflags: int = 0, lookup: int = 0) -> tuple[int, int]:
         out = self.s.out(4)

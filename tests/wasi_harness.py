@@ -7,7 +7,8 @@ test writes arguments into ``inst.memory`` and calls e.g.
 ``inst.exports.fd_write(1, iovs, 1, nwritten)``: the call goes through
 funk's generated wrapper on the chosen engine exactly as a guest's would.
 
-``Scratch`` hands out guest memory for arguments and out-pointers.
+``Scratch`` hands out guest memory for arguments (``put``, ``iovs``) and
+out-pointers (``out``).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Scratch:
         self.next = addr + max(size, 1)
         return addr
 
-    def bytes(self, data: bytes) -> tuple[int, int]:
+    def put(self, data: bytes) -> tuple[int, int]:
         """Copy ``data`` in; returns ``(ptr, len)``."""
         addr = self.alloc(len(data), 1)
         self.memory.write(addr, data)
@@ -76,7 +77,7 @@ class Scratch:
             if isinstance(buf, int):
                 slices.append((self.alloc(buf, 1), buf))
             else:
-                slices.append(self.bytes(buf))
+                slices.append(self.put(buf))
         table = self.alloc(8 * len(slices), 4)
         for i, (ptr, length) in enumerate(slices):
             self.memory.pack("<II", table + 8 * i, ptr, length)
