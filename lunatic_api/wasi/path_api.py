@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
+from typing import TypeVar
 
 from funk.types import Bytes, MutBytes, u16, u32, u64
 from lunatic_api.wasi.abi import (
@@ -35,6 +37,8 @@ from lunatic_api.wasi.sandbox import ESCAPE_ERRNO, SandboxError, open_at, resolv
 from lunatic_api.wasi.state import WasiState, decode_path, errno_result, filestat_of, new_times
 
 __all__ = ["PathFunctions"]
+
+T = TypeVar("T")
 
 # rights that make path_open open the host file for reading / for writing
 # (what wasi-libc asks for with O_RDONLY / O_WRONLY)
@@ -86,6 +90,19 @@ class PathFunctions(WasiState):
     def _dir(self, fd: int, right: int) -> int:
         """The host fd of the directory descriptor ``fd`` holding ``right``."""
         return self._table.get(fd).dir_fd(right)
+
+    def _at(self, fd: int, right: int, path: memoryview, follow: bool,
+            action: Callable[[int, str, str], T]) -> T:
+        """Resolve ``path`` below ``fd`` and run ``action(parent_fd, name, path_text)``.
+
+        The parent directory's fd is closed afterwards, whatever happens.
+        """
+        text = decode_path(path)
+        parent, name = resolve(self._dir(fd, right), text, follow)
+        try:
+            return action(parent, name, text)
+        finally:
+            os.close(parent)
 
     @errno_result
     def path_open(self, fd: u32, dirflags: u32, path: Bytes, oflags: u16,
@@ -147,33 +164,22 @@ class PathFunctions(WasiState):
     @errno_result
     def path_create_directory(self, fd: u32, path: Bytes) -> Errno:
         """Create a directory (``exist`` if anything is there, even a dangling link)."""
-        parent, name = resolve(self._dir(fd, Rights.path_create_directory),
-                               decode_path(path), False)
-        try:
-            os.mkdir(name, dir_fd=parent)
-        finally:
-            os.close(parent)
+        self._at(fd, Rights.path_create_directory, path, False,
+                 lambda parent, name, _: os.mkdir(name, dir_fd=parent))
         return Errno.success
 
     @errno_result
     def path_remove_directory(self, fd: u32, path: Bytes) -> Errno:
         """Remove an empty directory (``notempty`` otherwise)."""
-        parent, name = resolve(self._dir(fd, Rights.path_remove_directory),
-                               decode_path(path), False)
-        try:
-            os.rmdir(name, dir_fd=parent)
-        finally:
-            os.close(parent)
+        self._at(fd, Rights.path_remove_directory, path, False,
+                 lambda parent, name, _: os.rmdir(name, dir_fd=parent))
         return Errno.success
 
     @errno_result
     def path_unlink_file(self, fd: u32, path: Bytes) -> Errno:
         """Remove a file or symlink (a directory is ``isdir``)."""
-        parent, name = resolve(self._dir(fd, Rights.path_unlink_file), decode_path(path), False)
-        try:
-            os.unlink(name, dir_fd=parent)
-        finally:
-            os.close(parent)
+        self._at(fd, Rights.path_unlink_file, path, False,
+                 lambda parent, name, _: os.unlink(name, dir_fd=parent))
         return Errno.success
 
     @errno_result
@@ -187,14 +193,12 @@ class PathFunctions(WasiState):
     def path_filestat_set_times(self, fd: u32, flags: u32, path: Bytes, atim: u64, mtim: u64,
                                 fst_flags: u16) -> Errno:
         """Set a file's access and/or modification time (or "now")."""
-        parent, name = resolve(self._dir(fd, Rights.path_filestat_set_times),
-                               decode_path(path), _follow(flags))
-        try:
+        def set_times(parent: int, name: str, _: str) -> None:
             current = os.stat(name, dir_fd=parent, follow_symlinks=False)
             os.utime(name, ns=new_times(current, atim, mtim, fst_flags), dir_fd=parent,
                      follow_symlinks=False)
-        finally:
-            os.close(parent)
+
+        self._at(fd, Rights.path_filestat_set_times, path, _follow(flags), set_times)
         return Errno.success
 
     @errno_result
@@ -251,23 +255,18 @@ class PathFunctions(WasiState):
             raise WasiError(ESCAPE_ERRNO, "absolute symlink target")
         if "\0" in target:
             return Errno.inval
-        link = decode_path(new_path)
-        parent, name = resolve(self._dir(fd, Rights.path_symlink), link, False)
-        try:
+        def create(parent: int, name: str, link: str) -> None:
             _refuse_slash_for_new_file(link, parent, name)
             os.symlink(target, name, dir_fd=parent)
-        finally:
-            os.close(parent)
+
+        self._at(fd, Rights.path_symlink, new_path, False, create)
         return Errno.success
 
     @errno_result
     def path_readlink(self, fd: u32, path: Bytes, buf: MutBytes) -> ErrnoOr[u32]:
         """Copy a symlink's target into ``buf`` (truncated if it does not fit)."""
-        parent, name = resolve(self._dir(fd, Rights.path_readlink), decode_path(path), False)
-        try:
-            target = os.readlink(os.fsencode(name), dir_fd=parent)
-        finally:
-            os.close(parent)
+        target = self._at(fd, Rights.path_readlink, path, False,
+                          lambda parent, name, _: os.readlink(os.fsencode(name), dir_fd=parent))
         used = min(len(target), len(buf))
         buf[:used] = target[:used]
         return Errno.success, used
