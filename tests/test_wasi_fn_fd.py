@@ -30,7 +30,7 @@ from lunatic_api.wasi.abi import (
     Rights,
     Whence,
 )
-from tests.test_wasi_fn_common import (
+from tests.wasi_fn_support import (
     DIR_OPEN,
     DIRENT_FMT,
     MEMORY_SIZE,

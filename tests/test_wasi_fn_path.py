@@ -29,7 +29,7 @@ from lunatic_api.wasi.abi import (
     Oflags,
     Rights,
 )
-from tests.test_wasi_fn_common import DIR_OPEN, Guest, snapshot
+from tests.wasi_fn_support import DIR_OPEN, Guest, snapshot
 
 R = Rights
 READ = int(R.fd_read | R.fd_seek | R.fd_tell | R.fd_filestat_get)

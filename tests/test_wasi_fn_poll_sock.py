@@ -37,7 +37,7 @@ from lunatic_api.wasi.abi import (
     Sdflags,
     Subclockflags,
 )
-from tests.test_wasi_fn_common import DIR_OPEN, EVENT_FMT, MEMORY_SIZE, Guest
+from tests.wasi_fn_support import DIR_OPEN, EVENT_FMT, MEMORY_SIZE, Guest
 from tests.wasi_harness import Scratch, pack_subscription
 
 R = Rights

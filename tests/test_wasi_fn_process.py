@@ -16,7 +16,7 @@ import pytest
 import funk
 from lunatic_api.wasi import INHERIT, Errno, Wasi, WasiExit
 from lunatic_api.wasi.abi import Filetype, Rights
-from tests.test_wasi_fn_common import MEMORY_SIZE, Guest, open_fds
+from tests.wasi_fn_support import MEMORY_SIZE, Guest, open_fds
 from tests.wasi_harness import Scratch
 
 STDIN_RIGHTS = int(Rights.fd_read | Rights.poll_fd_readwrite | Rights.fd_filestat_get)
