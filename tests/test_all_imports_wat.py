@@ -29,6 +29,7 @@ import wasmtime
 import funk
 from funk.linking import ImportSpec
 from lunatic_api.wasi import Wasi
+from tests.wasi_support import link_with_native_wasi
 
 WAT_PATH = Path(__file__).resolve().parent.parent / "wat" / "all_imports.wat"
 
@@ -138,11 +139,4 @@ def test_wasi_part_links_against_wasmtimes_own_wasi() -> None:
     lines = _wasi_import_lines()
     assert len(lines) == 46
     wat = "(module\n  " + "\n  ".join(lines) + "\n)\n"
-    engine = wasmtime.Engine()
-    store = wasmtime.Store(engine)
-    store.set_wasi(wasmtime.WasiConfig())
-    linker = wasmtime.Linker(engine)
-    linker.define_wasi()
-    module = wasmtime.Module(engine, wat)
-    assert len(module.imports) == 46
-    linker.instantiate(store, module)  # raises on any signature mismatch
+    assert link_with_native_wasi(wat) == 46  # raises on any signature mismatch

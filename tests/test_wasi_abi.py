@@ -14,6 +14,7 @@ import wasmtime
 import funk
 from codegen.wat import emit_wat
 from lunatic_api.wasi import Wasi
+from tests.wasi_support import link_with_native_wasi
 
 PREVIEW1 = {
     "args_get", "args_sizes_get", "environ_get", "environ_sizes_get", "clock_res_get",
@@ -37,24 +38,12 @@ def test_exactly_the_preview1_functions() -> None:
 
 def test_every_signature_links_against_wasmtimes_own_wasi() -> None:
     wat = emit_wat(funk.functions_of(Wasi)).rstrip()[:-1] + '(memory (export "memory") 1))'
-    engine = wasmtime.Engine()
-    store = wasmtime.Store(engine)
-    store.set_wasi(wasmtime.WasiConfig())
-    linker = wasmtime.Linker(engine)
-    linker.define_wasi()
-    module = wasmtime.Module(engine, wat)
-    assert len(module.imports) == 46
-    linker.instantiate(store, module)  # raises on any signature mismatch
+    assert link_with_native_wasi(wat) == 46  # raises on any signature mismatch
 
 
 def test_a_wrong_signature_would_be_caught() -> None:
     """The check above has teeth: one i32 too few fails to link."""
     wat = ('(module (import "wasi_snapshot_preview1" "fd_write" '
            '(func (param i32 i32 i32) (result i32))))')
-    engine = wasmtime.Engine()
-    store = wasmtime.Store(engine)
-    store.set_wasi(wasmtime.WasiConfig())
-    linker = wasmtime.Linker(engine)
-    linker.define_wasi()
     with pytest.raises(wasmtime.WasmtimeError):
-        linker.instantiate(store, wasmtime.Module(engine, wat))
+        link_with_native_wasi(wat)

@@ -207,3 +207,19 @@ def make_tree(root: Path, spec: TreeSpec) -> None:
             path.write_text(value)
         else:
             path.write_bytes(value)
+
+
+def link_with_native_wasi(wat: str) -> int:
+    """Instantiate ``wat`` with wasmtime's own WASI linked in; return its import count.
+
+    Raises ``wasmtime.WasmtimeError`` when an import's signature differs from
+    wasmtime's preview1 definition (the check our signature tests rely on).
+    """
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    store.set_wasi(wasmtime.WasiConfig())
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    module = wasmtime.Module(engine, wat)
+    linker.instantiate(store, module)
+    return len(module.imports)

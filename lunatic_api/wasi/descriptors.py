@@ -15,8 +15,7 @@ from __future__ import annotations
 import heapq
 import os
 import socket
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from lunatic_api.wasi.abi import Filetype, Rights
 from lunatic_api.wasi.errno import Errno
@@ -187,10 +186,6 @@ class DescriptorTable:
         del self._fds[fd]
         heapq.heappush(self._free, fd)
 
-    def items(self) -> Iterator[tuple[int, Descriptor]]:
-        """(number, descriptor) pairs."""
-        return iter(list(self._fds.items()))
-
     def close_all(self) -> None:
         """Close every descriptor (the table is empty afterwards)."""
         fds, self._fds = self._fds, {}
@@ -200,12 +195,6 @@ class DescriptorTable:
                 desc.close()
             except OSError:
                 pass
-
-    def __contains__(self, fd: Any) -> bool:
-        return fd in self._fds
-
-    def __len__(self) -> int:
-        return len(self._fds)
 
 
 def filetype_of_mode(mode: int) -> Filetype:
