@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
-__all__ = ["main"]
+__all__ = ["main", "console"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,5 +21,21 @@ def main(argv: list[str] | None = None) -> int:
     return cli.main(argv)
 
 
+def console() -> None:
+    """The console script: run ``main`` and exit at once with its status.
+
+    Lunatic abandons the processes still running when the main process
+    ends; exiting with ``os._exit`` (after flushing) ends their threads
+    without interpreter teardown running under them.
+    """
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

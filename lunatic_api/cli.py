@@ -1,36 +1,46 @@
-"""The ``lunatic`` command: run a WASI module (one process for now).
+"""The ``lunatic`` command: run a Lunatic program (its ``_start`` as the main process).
 
 ::
 
     lunatic [--backend wasmtime|wasmer] [--dir HOST[::GUEST]]... [--env KEY=VALUE]...
-            [--inherit-env] FILE [ARGS...]
+            [--inherit-env] [--quiet] FILE [ARGS...]
 
-``FILE`` (a ``.wasm`` binary or ``.wat`` text) is compiled, linked with the
-host objects ``build_hosts`` returns (today only WASI) and its ``_start``
-export is run.  The guest sees ``FILE`` as given as ``argv[0]`` followed by
-``ARGS``: everything after ``FILE`` belongs to the guest, even words that look
-like options.
+``FILE`` (a ``.wasm`` binary or ``.wat`` text) is compiled into the main
+environment (everything allowed, no limits) and its ``_start`` export runs as
+the first process; it may spawn others.  The command exits when that main
+process ends; other processes still running are abandoned (as in Lunatic
+0.6).  Every process gets WASI with the guest arguments ``FILE`` (as
+``argv[0]``, the WASI convention; v0.6.0 left it out) then ``ARGS``, the
+``--env`` environment, the ``--dir`` directories and the runtime's own
+standard streams.  Everything after ``FILE`` belongs to the guest, even
+words that look like options.
 
 Exit statuses:
 
-* the guest's exit code: 0 when ``_start`` returns, otherwise the
+* the main process's exit code: 0 when ``_start`` returns, otherwise the
   ``proc_exit`` code.  As with a native ``exit()``, only its low 8 bits reach
   the parent process (``proc_exit(256)`` exits with 0);
 * ``EXIT_TRAP`` (134, 128 + SIGABRT, what wasmtime's CLI uses on Unix) when the
-  guest traps; ``lunatic: trap: MESSAGE`` and the guest backtrace go to stderr;
+  main process traps; ``lunatic: trap: MESSAGE`` and the guest backtrace go to
+  stderr (v0.6.0 exited 0 silently);
+* ``EXIT_KILLED`` (137) when the main process is killed (a linked process died);
 * ``EXIT_USAGE`` (2) for every mistake of the user: bad options, a file that
   cannot be read or is not wasm, a module without ``_start`` or with imports
   no host object provides, a ``--dir`` that is not a directory, a malformed
   ``--env``.  Each prints one line, ``lunatic: error: ...``, never a traceback;
 * ``EXIT_INTERRUPTED`` (130) on Ctrl-C, silently.
 
+Any other process that ends abnormally (trap, ``proc_exit``, killed) is
+reported on stderr as ``lunatic: process UUID (FUNCTION) failed: ...``, unless
+``--quiet``.
+
 The engine is ``--backend``, else the ``LUNATIC_BACKEND`` environment variable,
 else wasmtime.
 
-The functions are split so that the full Lunatic runtime can grow from them:
-``parse_config`` (command line -> ``Config``), ``build_hosts`` (``Config`` ->
-host objects), ``load_module`` and ``run``; ``main`` only maps outcomes to
-exit statuses and messages.
+The functions are split so that each step can be reused and tested:
+``parse_config`` (command line -> ``Config``), ``build_environment``,
+``load_module`` and ``run``; ``main`` only maps outcomes to exit statuses and
+messages.
 """
 
 from __future__ import annotations
@@ -39,20 +49,22 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import funk
 from funk.backends import NAMES as BACKENDS
-from funk.backends.base import CompiledModule
-from funk.instance import ExportFunction
-from lunatic_api.wasi import Wasi, WasiExit
+from lunatic_api.environment import Config as LunaticConfig
+from lunatic_api.environment import Environment, LunaticModule
+from lunatic_api.process import Ending, Outcome, Process
+from lunatic_api.runtime import Runtime, SpawnError
+from lunatic_api.wasi import WasiExit
 
 __all__ = [
-    "Config", "UsageError", "main", "parse_config", "build_hosts", "load_module", "run",
+    "Config", "UsageError", "main", "parse_config", "build_environment", "load_module", "run",
     "guest_environment", "parse_dir", "parse_env", "split_argv", "build_parser",
-    "exit_status", "report_trap", "EXIT_USAGE", "EXIT_TRAP", "EXIT_INTERRUPTED",
+    "exit_status", "report_trap", "EXIT_USAGE", "EXIT_TRAP", "EXIT_INTERRUPTED", "EXIT_KILLED",
     "BACKEND_ENV", "ENTRY_POINT",
 ]
 
@@ -66,6 +78,9 @@ EXIT_TRAP = 134
 
 EXIT_INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT)."""
+
+EXIT_KILLED = 137
+"""Exit status when the main process was killed (128 + SIGKILL)."""
 
 BACKEND_ENV = "LUNATIC_BACKEND"
 """Environment variable naming the engine when ``--backend`` is not given."""
@@ -93,6 +108,7 @@ class Config:
         backend: the engine, ``"wasmtime"`` or ``"wasmer"``.
         preopens: ``(guest_name, host_dir)`` pairs in command-line order.
         env: the guest's environment.
+        quiet: do not report other processes that end abnormally.
     """
 
     file: str
@@ -100,6 +116,7 @@ class Config:
     backend: str = DEFAULT_BACKEND
     preopens: tuple[tuple[str, str], ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    quiet: bool = False
 
     @property
     def argv(self) -> list[str]:
@@ -119,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser for the runtime's own options (and ``--help``)."""
     parser = _Parser(
         prog=PROG, allow_abbrev=False,
-        description="Run a WebAssembly module's _start with WASI.",
+        description="Run a Lunatic program: FILE's _start is the main process.",
         epilog=(f"Everything after FILE is passed to the guest. The engine defaults to "
                 f"${BACKEND_ENV}, else {DEFAULT_BACKEND}. Exit status: the guest's exit code; "
                 f"{EXIT_TRAP} after a trap; {EXIT_USAGE} for usage errors; "
@@ -134,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="set an environment variable for the guest; may be repeated")
     parser.add_argument("--inherit-env", action="store_true",
                         help="pass the host's environment to the guest (--env overrides it)")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="do not report processes (other than the main one) that end "
+                             "abnormally")
     parser.add_argument("file", metavar="FILE", help="the module, .wasm binary or .wat text")
     parser.add_argument("args", metavar="ARGS", nargs="*", help="the guest's arguments")
     return parser
@@ -239,6 +259,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) 
         backend=_backend_from(ns.backend, host_env),
         preopens=tuple(parse_dir(spec) for spec in ns.dir),
         env=guest_environment(ns.env, ns.inherit_env, host_env),
+        quiet=ns.quiet,
     )
 
 
@@ -270,8 +291,14 @@ def _one_line(text: str) -> str:
     return out
 
 
-def load_module(config: Config) -> CompiledModule:
-    """Read and compile ``config.file``; check that it exports ``_start``.
+def build_environment(runtime: Runtime, config: Config) -> Environment:
+    """The main environment: the default config plus the command line's WASI settings."""
+    return runtime.environment(LunaticConfig(wasi_args=config.argv, wasi_env=dict(config.env),
+                                             preopens=list(config.preopens)))
+
+
+def load_module(config: Config, environment: Environment) -> LunaticModule:
+    """Read and compile ``config.file`` into ``environment``; check that it exports ``_start``.
 
     Raises ``UsageError`` if the file cannot be read, is neither wasm nor
     WAT, does not compile, or has no ``_start`` export.
@@ -282,29 +309,13 @@ def load_module(config: Config) -> CompiledModule:
     except OSError as exc:
         raise UsageError(f"cannot read {config.file}: {exc.strerror or exc}") from None
     try:
-        module = funk.compile(data, config.backend)
+        module = environment.add_module(data, name=os.path.basename(config.file))
     except funk.CompileError as exc:
         raise UsageError(f"{config.file}: {_one_line(str(exc))}") from None
-    if ENTRY_POINT not in module.exports:
+    if ENTRY_POINT not in module.compiled.exports:
         raise UsageError(f"{config.file}: the module has no {ENTRY_POINT} export "
                          "(not a WASI command)")
     return module
-
-
-def build_hosts(config: Config) -> tuple[Wasi, list[Any]]:
-    """The host objects to link the guest with: ``(wasi, hosts)``.
-
-    ``hosts`` is the full list given to ``instantiate`` (today just ``wasi``);
-    ``wasi`` is returned separately because it runs the guest.  The
-    standard streams are the runtime's own.  Raises ``UsageError`` when WASI
-    cannot be set up (e.g. a preopened directory cannot be opened).
-    """
-    try:
-        wasi = Wasi(args=config.argv, env=dict(config.env), preopens=list(config.preopens),
-                    stdin="inherit", stdout="inherit", stderr="inherit")
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot set up WASI: {_describe(exc)}") from None
-    return wasi, [wasi]
 
 
 def _describe(exc: BaseException) -> str:
@@ -315,29 +326,58 @@ def _describe(exc: BaseException) -> str:
     return _one_line(str(exc)) or type(exc).__name__
 
 
-def run(config: Config) -> int:
-    """Compile, link and run the guest; return its exit code (not truncated).
+def failure_reporter(runtime: Runtime) -> Callable[[Process, Outcome], None]:
+    """``on_failure`` hook printing abnormal ends of processes but the first (main) one."""
 
-    Raises ``UsageError`` for the mistakes listed in the module docstring and
-    ``funk.Trap`` when the guest traps (also in a start function).
+    def report(process: Process, outcome: Outcome) -> None:
+        if process is runtime.first:
+            return  # the main process's end is reported by main()
+        text = outcome.message.replace("\n", "\n    ")
+        _flush_stdout()
+        print(f"{PROG}: process {process.id} ({process.name}) {outcome.ending.value}: {text}",
+              file=sys.stderr, flush=True)
+
+    return report
+
+
+def run(config: Config) -> int:
+    """Run the program's main process to its end; return its exit code (not truncated).
+
+    Raises ``UsageError`` for the mistakes listed in the module docstring,
+    ``funk.Trap`` when the main process traps (also in a start function) and
+    ``MainKilled`` when it is killed.
     """
-    module = load_module(config)
-    wasi, hosts = build_hosts(config)
+    runtime = Runtime(config.backend)
+    if not config.quiet:
+        runtime.on_failure = failure_reporter(runtime)
+    environment = build_environment(runtime, config)
+    module = load_module(config, environment)
     try:
-        try:
-            instance = module.instantiate(hosts)
-        except funk.LinkError as exc:
-            raise UsageError(f"{config.file}: {_one_line(str(exc))}") from None
-        except WasiExit as exc:  # proc_exit in the module's start function
-            return exc.code
-        if not isinstance(instance.exports[ENTRY_POINT], ExportFunction):
-            raise UsageError(f"{config.file}: the export {ENTRY_POINT} is not a function")
-        try:
-            return wasi.run(instance)
-        except WasiExit as exc:  # Wasi.run returns the code; stay correct if it ever raises
-            return exc.code
-    finally:
-        wasi.close()
+        process = runtime.spawn(module, ENTRY_POINT)
+    except SpawnError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, WasiExit):  # proc_exit in the module's start function
+            return cause.code
+        if isinstance(cause, funk.Trap):
+            raise cause from None
+        if isinstance(cause, (OSError, ValueError)):
+            raise UsageError(f"cannot set up WASI: {_describe(cause)}") from None
+        raise UsageError(f"{config.file}: {_one_line(str(exc))}") from None
+    outcome = process.join()
+    assert outcome is not None
+    if outcome.ending is Ending.RETURNED:
+        return 0
+    if outcome.exit_code is not None:
+        return outcome.exit_code
+    if isinstance(outcome.error, funk.Trap):
+        raise outcome.error
+    if outcome.ending is Ending.KILLED:
+        raise MainKilled(outcome.message)
+    raise funk.Trap(outcome.message)
+
+
+class MainKilled(Exception):
+    """The main process was killed (a process it was linked to died)."""
 
 
 def exit_status(code: int) -> int:
@@ -378,6 +418,10 @@ def main(argv: list[str] | None = None) -> int:
     except funk.Trap as trap:
         report_trap(trap)
         return EXIT_TRAP
+    except MainKilled as exc:
+        _flush_stdout()
+        print(f"{PROG}: the main process was killed: {exc}", file=sys.stderr, flush=True)
+        return EXIT_KILLED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     return exit_status(code)

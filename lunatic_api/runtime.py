@@ -1,0 +1,175 @@
+"""The Lunatic runtime: environments, spawning, killing, native processes.
+
+::
+
+    from lunatic_api import Runtime
+
+    rt = Runtime(backend="wasmer")
+    env = rt.environment()                 # the default config: everything allowed
+    module = env.add_module("prog.wasm")
+    main = rt.spawn(module, "_start")      # a Process
+    outcome = main.join()                  # Outcome(ending, message, exit_code)
+
+    def echo(proc):                        # a native process
+        msg = proc.receive()
+        proc.send(msg.resources[0], msg.buffer)
+    rt.spawn_native(echo)
+
+Processes run concurrently on the runtime's ``Scheduler`` (by default one
+thread each, ``ThreadScheduler``).  Python drives them through ``Process``
+objects: ``send``, ``kill``, ``join``, and the registry of any environment.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import funk
+from lunatic_api.environment import Config, Environment, LunaticModule
+from lunatic_api.messages import DataMessage
+from lunatic_api.native import NativeProcess
+from lunatic_api.process import Outcome, Process
+from lunatic_api.scheduler import Scheduler, ThreadScheduler
+from lunatic_api.spawn_params import Param, SpawnError
+from lunatic_api.spawning import WasmLauncher, outcome_of
+
+__all__ = ["Runtime", "SpawnError", "FailureHook"]
+
+FailureHook = Callable[[Process, Outcome], None]
+"""Called (in the dying process's thread) when a process ends abnormally."""
+
+
+class Runtime:
+    """A set of processes sharing a scheduler and an engine.
+
+    ``backend`` is the engine every module is compiled for.  ``on_failure``,
+    if given, is called for every process that ends abnormally (trap, kill,
+    ``proc_exit``) -- the ``lunatic`` command prints those.
+    """
+
+    def __init__(self, backend: str = funk.DEFAULT_BACKEND, scheduler: Scheduler | None = None,
+                 on_failure: FailureHook | None = None) -> None:
+        funk.backends.get(backend)  # fail now, clearly, if the engine is missing
+        self.backend = backend
+        self.scheduler = scheduler if scheduler is not None else ThreadScheduler()
+        self.on_failure = on_failure
+        self._launcher = WasmLauncher(self)
+        self._lock = threading.Lock()
+        self._live: dict[uuid.UUID, Process] = {}
+        self._default: Environment | None = None
+        #: the first process started (the ``lunatic`` command's main process)
+        self.first: Process | None = None
+
+    # -- environments -----------------------------------------------------------
+
+    def environment(self, config: Config | None = None) -> Environment:
+        """A new environment from ``config`` (default: everything allowed, no limits)."""
+        return Environment(self, config if config is not None else Config())
+
+    @property
+    def default_environment(self) -> Environment:
+        """An environment with the default config, made on first use (native processes)."""
+        if self._default is None:
+            with self._lock:
+                if self._default is None:
+                    self._default = self.environment()
+        return self._default
+
+    # -- processes --------------------------------------------------------------
+
+    def spawn(self, module: LunaticModule, function: str = "_start",
+              params: Sequence[Param | int] = (), parent: Process | None = None,
+              link_tag: int = 0) -> Process:
+        """Start ``function`` of ``module`` in a new process; returns once it runs.
+
+        ``params`` are ``(type, value)`` pairs or plain ints (typed like the
+        entry's parameters).  With ``parent``, the child is linked to it
+        before it runs: the child reports ``link_tag`` to the parent when it
+        dies abnormally, the parent reports 0 to the child.  Raises
+        ``SpawnError`` when the module cannot be instantiated (unknown
+        import, start function failed, no such export).
+        """
+        typed: list[Param] = [p if isinstance(p, tuple) else (None, p) for p in params]
+        return self._launcher.spawn(module, function, typed, parent, link_tag, self._started)
+
+    def spawn_native(self, body: Callable[[NativeProcess], Any],
+                     environment: Environment | None = None, parent: Process | None = None,
+                     link_tag: int = 0, name: str = "") -> Process:
+        """Run ``body(proc)`` as a process: it has a mailbox, links, a registry.
+
+        ``proc`` is a ``NativeProcess`` (send, receive, link, register,
+        lookup, sleep...).  Returning ends the process normally; an exception
+        is a failure (linked processes are told); a kill raises
+        ``ProcessKilled`` inside ``body`` at its next blocking call.
+        """
+        env = environment if environment is not None else self.default_environment
+        process = Process(env, name=name or getattr(body, "__name__", "native"))
+        native = NativeProcess(self, process)
+        self._started(process)
+        if parent is not None:
+            process.link(parent, link_tag, 0)
+
+        def run() -> None:
+            error: BaseException | None = None
+            try:
+                body(native)
+            except BaseException as exc:  # noqa: B902 - every ending is an outcome
+                error = exc
+            native.release()
+            process.finish(outcome_of(error))
+
+        self.scheduler.start(run, f"lunatic native {process.name}")
+        return process
+
+    def _started(self, process: Process) -> None:
+        process.on_end = self._ended
+        with self._lock:
+            self._live[process.id] = process
+            if self.first is None:
+                self.first = process
+
+    def _ended(self, process: Process, outcome: Outcome) -> None:
+        with self._lock:
+            self._live.pop(process.id, None)
+        if outcome.abnormal and self.on_failure is not None:
+            self.on_failure(process, outcome)
+
+    def processes(self) -> list[Process]:
+        """The processes running now."""
+        with self._lock:
+            return list(self._live.values())
+
+    def find(self, process_id: uuid.UUID) -> Process | None:
+        """The running process with that UUID, if any."""
+        with self._lock:
+            return self._live.get(process_id)
+
+    @staticmethod
+    def send(process: Process, data: bytes | bytearray = b"", tag: int = 0,
+             resources: Sequence[Any] = ()) -> bool:
+        """Deliver a data message from Python; ``False`` if the process has ended."""
+        return process.deliver(DataMessage(tag, data, list(resources)))
+
+    @staticmethod
+    def kill(process: Process, reason: str = "killed from Python") -> bool:
+        """Kill a process: it ends at its next suspension point (a blocked call wakes)."""
+        return process.kill(reason)
+
+    def shutdown(self, timeout: float = 5.0) -> list[Process]:
+        """Kill every process, wait up to ``timeout`` s; the ones still running.
+
+        A process busy in pure wasm cannot be stopped until a later issue's
+        preemption exists; it is returned here rather than waited for forever.
+        """
+        for process in self.processes():
+            process.kill("the runtime is shutting down")
+        deadline = time.monotonic() + timeout
+        stuck = [p for p in self.processes()
+                 if p.join(max(0.0, deadline - time.monotonic())) is None]
+        self.scheduler.shutdown()
+        return stuck
+

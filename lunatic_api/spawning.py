@@ -1,0 +1,196 @@
+"""Starting and running wasm processes (spec sections 5.10, 5.11, 7.5).
+
+``WasmLauncher`` is what ``Runtime.spawn`` uses: it hands the scheduler a
+body that instantiates the module *in the thread that will run it* (wasmer
+objects are bound to their thread), reports success or the error text back
+to the spawner, links the child if asked, then runs the entry function and
+turns however it ended into an ``Outcome``.  The child's link is recorded
+before it runs any code, so its failure always reaches a linked parent.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from funk.errors import FunkError, LinkError, Trap
+from funk.instance import ExportFunction, Instance
+from lunatic_api.context import ProcessContext
+from lunatic_api.error_api import ErrorApi
+from lunatic_api.message_api import MessageApi
+from lunatic_api.networking_api import NetworkingApi
+from lunatic_api.process import Ending, Outcome, Process, ProcessKilled
+from lunatic_api.process_api import ProcessApi
+from lunatic_api.spawn_params import Param, SpawnError, decode_params
+from lunatic_api.wasi import Wasi, WasiExit
+
+if TYPE_CHECKING:
+    from lunatic_api.environment import Environment, LunaticModule
+    from lunatic_api.runtime import Runtime
+
+__all__ = ["SpawnError", "decode_params", "outcome_of", "detach", "WasmLauncher", "Param"]
+
+def detach(exc: BaseException) -> BaseException:
+    """``exc`` without tracebacks (also along its cause/context chain).
+
+    An exception outlives its process when it is kept in an ``Outcome`` or
+    handed to the spawner; its traceback would keep the process's frames
+    alive, engine objects included, and release them later in another thread
+    (which wasmer forbids).
+    """
+    seen: set[int] = set()
+    item: BaseException | None = exc
+    while item is not None and id(item) not in seen:
+        seen.add(id(item))
+        item.__traceback__ = None
+        item = item.__cause__ or item.__context__
+    return exc
+
+
+def outcome_of(exc: BaseException | None) -> Outcome:
+    """How a process ended, from the exception its body raised (``None``: returned)."""
+    if exc is None:
+        return Outcome(Ending.RETURNED)
+    detach(exc)
+    if isinstance(exc, ProcessKilled):
+        return Outcome(Ending.KILLED, exc.reason)
+    if isinstance(exc, WasiExit):
+        return Outcome(Ending.FAILED, f"proc_exit({exc.code})", exit_code=exc.code, error=exc)
+    if isinstance(exc, Trap):
+        return Outcome(Ending.FAILED, str(exc), error=exc)
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return Outcome(Ending.FAILED, text, error=exc)
+
+
+class _Handshake:
+    """The child tells its spawner once: started (``None``) or the error text."""
+
+    __slots__ = ("_lock", "error", "cause")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.error: str | None = None
+        self.cause: BaseException | None = None
+
+    def done(self, error: str | None = None, cause: BaseException | None = None) -> None:
+        self.error = error
+        self.cause = cause
+        self._lock.release()
+
+    def wait(self) -> str | None:
+        self._lock.acquire()
+        return self.error
+
+
+def _wasi(environment: Environment) -> Wasi:
+    config = environment.config
+    return Wasi(args=config.wasi_args, env=config.wasi_env, preopens=config.preopens,
+                stdin="inherit", stdout="inherit", stderr="inherit")
+
+
+def _check_params(entry: ExportFunction, params: Sequence[Param]) -> list[int]:
+    """The argument values, if the param types fit the entry's; ``SpawnError`` if not."""
+    given = tuple(kind if kind is not None else want for (kind, _), want
+                  in zip(params, entry.params)) + tuple(k or "?" for k, _ in
+                                                        params[len(entry.params):])
+    if given != entry.params:
+        raise SpawnError(f"the spawn params ({', '.join(given)}) do not match the parameters "
+                         f"({', '.join(entry.params)}) of {entry.name}")
+    if "v128" in given:
+        raise SpawnError(f"{entry.name}: v128 parameters cannot be passed by this runtime")
+    return [value for _, value in params]
+
+
+class WasmLauncher:
+    """Spawns wasm processes for one runtime."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def spawn(self, module: LunaticModule, function: str, params: Sequence[Param],
+              parent: Process | None, link_tag: int,
+              on_started: Callable[[Process], None]) -> Process:
+        """Create and start the process; ``SpawnError`` if instantiation fails.
+
+        ``on_started`` runs in the child's thread once it is set up, before its
+        entry function (the runtime registers it as live there).
+        """
+        process = Process(module.environment, name=function)
+        handshake = _Handshake()
+
+        def body() -> None:
+            self._run(process, module, function, params, parent, link_tag, handshake,
+                      on_started)
+
+        self.runtime.scheduler.start(body, f"lunatic {function}")
+        error = handshake.wait()
+        if error is not None:
+            # the cause lets Python callers tell a trapping start function
+            # (or proc_exit in it) from a link error
+            raise SpawnError(error) from handshake.cause
+        return process
+
+    def _run(self, process: Process, module: LunaticModule, function: str,
+             params: Sequence[Param], parent: Process | None, link_tag: int,
+             handshake: _Handshake, on_started: Callable[[Process], None]) -> None:
+        context = ProcessContext(self.runtime, process, module)
+        wasi: Wasi | None = None
+        instance: Instance | None = None
+        outcome = Outcome(Ending.RETURNED)
+        started = False
+        try:
+            try:
+                wasi = _wasi(module.environment)
+                hosts: list[Any] = [ErrorApi(context), MessageApi(context),
+                                    ProcessApi(context), NetworkingApi(context), wasi]
+                instance = module.compiled.instantiate(hosts, module.environment.allow)
+                entry = instance.exports.get(function)
+                if not isinstance(entry, ExportFunction):
+                    detail = "" if entry is None else f" (the export {function} is not a function)"
+                    raise SpawnError(f"Function '{function}' not found{detail}")
+            except BaseException as exc:  # noqa: B902 - reported to the spawner as text
+                detach(exc)
+                outcome = Outcome(Ending.FAILED, _spawn_error_text(exc), error=exc)
+                handshake.done(outcome.message, None if isinstance(exc, SpawnError) else exc)
+                return
+            on_started(process)
+            if parent is not None:
+                # the child reports link_tag to its parent; the parent reports no tag
+                process.link(parent, link_tag, 0)
+            started = True
+            handshake.done()
+            try:
+                entry(*_check_params(entry, params))
+            except SpawnError as exc:
+                outcome = Outcome(Ending.FAILED, str(exc), error=detach(exc))
+            except BaseException as exc:  # noqa: B902 - every ending is an outcome
+                outcome = outcome_of(exc)
+        finally:
+            context.release()
+            if wasi is not None:
+                wasi.close()
+            if instance is not None:
+                instance.close()
+            del instance
+            if started:
+                process.finish(outcome)
+            else:
+                process.discard()
+
+
+def _spawn_error_text(exc: BaseException) -> str:
+    if isinstance(exc, SpawnError):
+        return str(exc)
+    if isinstance(exc, WasiExit):
+        return f"the start function called proc_exit({exc.code})"
+    if isinstance(exc, Trap):
+        return f"the start function trapped: {exc.message}"
+    if isinstance(exc, LinkError):
+        return " ".join(str(exc).split())
+    if isinstance(exc, (FunkError, OSError, ValueError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
