@@ -209,7 +209,8 @@ class Instance:
     ``exports`` calls into the guest; ``memory`` is the guest's exported
     ``memory`` (a ``MissingMemory`` if it exports none); ``caller`` is the
     per-instance context host functions share; ``hosts`` the host objects.
-    An instance belongs to the thread that created it.
+    A wasmer instance belongs to the thread that created it (``CompiledModule.thread_bound``);
+    a wasmtime instance may be handed to another thread, used by one at a time.
     """
 
     backend: str

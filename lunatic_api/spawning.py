@@ -59,30 +59,31 @@ def outcome_of(exc: BaseException | None) -> Outcome:
     if isinstance(exc, WasiExit):
         return Outcome(Ending.FAILED, f"proc_exit({exc.code})", exit_code=exc.code, error=exc)
     if isinstance(exc, Trap):
-        return Outcome(Ending.FAILED, str(exc), error=exc)
+        text = str(exc)
+        if exc.function and not text.startswith(exc.function):
+            text = f"{exc.function}: {text}"  # name the host function that trapped
+        return Outcome(Ending.FAILED, text, error=exc)
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return Outcome(Ending.FAILED, text, error=exc)
 
 
 class _Handshake:
-    """The child tells its spawner once: started (``None``) or the error text."""
+    """The child tells its spawner once: started (``None``) or the exception."""
 
-    __slots__ = ("_lock", "error", "cause")
+    __slots__ = ("_lock", "failure")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lock.acquire()
-        self.error: str | None = None
-        self.cause: BaseException | None = None
+        self.failure: BaseException | None = None
 
-    def done(self, error: str | None = None, cause: BaseException | None = None) -> None:
-        self.error = error
-        self.cause = cause
+    def done(self, failure: BaseException | None = None) -> None:
+        self.failure = failure
         self._lock.release()
 
-    def wait(self) -> str | None:
+    def wait(self) -> BaseException | None:
         self._lock.acquire()
-        return self.error
+        return self.failure
 
 
 def _wasi(environment: Environment) -> Wasi:
@@ -104,8 +105,35 @@ def _check_params(entry: ExportFunction, params: Sequence[Param]) -> list[int]:
     return [value for _, value in params]
 
 
+class _Setup:
+    """A process's instance and host objects, ready to run its entry function."""
+
+    __slots__ = ("context", "wasi", "instance", "entry")
+
+    def __init__(self, context: ProcessContext) -> None:
+        self.context = context
+        self.wasi: Wasi | None = None
+        self.instance: Instance | None = None
+        self.entry: ExportFunction | None = None
+
+    def release(self) -> None:
+        """Drop handles, close WASI descriptors and the instance."""
+        self.context.release()
+        if self.wasi is not None:
+            self.wasi.close()
+        if self.instance is not None:
+            self.instance.close()
+        self.instance = self.entry = None
+
+
 class WasmLauncher:
-    """Spawns wasm processes for one runtime."""
+    """Spawns wasm processes for one runtime.
+
+    On engines whose instances may move between threads (wasmtime), the
+    spawner instantiates and hands the ready instance to the scheduler: no
+    round trip between threads.  On wasmer the child's thread instantiates
+    and reports back through a handshake.
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -115,70 +143,97 @@ class WasmLauncher:
               on_started: Callable[[Process], None]) -> Process:
         """Create and start the process; ``SpawnError`` if instantiation fails.
 
-        ``on_started`` runs in the child's thread once it is set up, before its
-        entry function (the runtime registers it as live there).
+        ``on_started`` runs once the process is set up, before its entry
+        function (the runtime registers it as live there).
         """
         process = Process(module.environment, name=function)
+        name = f"lunatic {function}"
+        if not module.compiled.thread_bound:
+            try:
+                setup = self._setup(process, module, function)
+            except BaseException as exc:  # noqa: B902 - reported as a SpawnError
+                process.discard()
+                error = _spawn_error(exc)
+                raise error from error.__cause__  # "from None" would clear it
+            self._begin(process, parent, link_tag, on_started)
+
+            def run_ready() -> None:
+                self._execute(process, setup, params)
+
+            self.runtime.scheduler.start(run_ready, name)
+            return process
+
         handshake = _Handshake()
 
         def body() -> None:
-            self._run(process, module, function, params, parent, link_tag, handshake,
-                      on_started)
+            try:
+                setup = self._setup(process, module, function)
+            except BaseException as exc:  # noqa: B902 - reported to the spawner
+                process.discard()
+                handshake.done(exc)
+                return
+            self._begin(process, parent, link_tag, on_started)
+            handshake.done()
+            self._execute(process, setup, params)
 
-        self.runtime.scheduler.start(body, f"lunatic {function}")
-        error = handshake.wait()
-        if error is not None:
-            # the cause lets Python callers tell a trapping start function
-            # (or proc_exit in it) from a link error
-            raise SpawnError(error) from handshake.cause
+        self.runtime.scheduler.start(body, name)
+        failure = handshake.wait()
+        if failure is not None:
+            raise _spawn_error(failure)
         return process
 
-    def _run(self, process: Process, module: LunaticModule, function: str,
-             params: Sequence[Param], parent: Process | None, link_tag: int,
-             handshake: _Handshake, on_started: Callable[[Process], None]) -> None:
-        context = ProcessContext(self.runtime, process, module)
-        wasi: Wasi | None = None
-        instance: Instance | None = None
-        outcome = Outcome(Ending.RETURNED)
-        started = False
+    def _setup(self, process: Process, module: LunaticModule, function: str) -> _Setup:
+        """Instantiate (running the start function) and find the entry export."""
+        setup = _Setup(ProcessContext(self.runtime, process, module))
         try:
-            try:
-                wasi = _wasi(module.environment)
-                hosts: list[Any] = [ErrorApi(context), MessageApi(context),
-                                    ProcessApi(context), NetworkingApi(context), wasi]
-                instance = module.compiled.instantiate(hosts, module.environment.allow)
-                entry = instance.exports.get(function)
-                if not isinstance(entry, ExportFunction):
-                    detail = "" if entry is None else f" (the export {function} is not a function)"
-                    raise SpawnError(f"Function '{function}' not found{detail}")
-            except BaseException as exc:  # noqa: B902 - reported to the spawner as text
-                detach(exc)
-                outcome = Outcome(Ending.FAILED, _spawn_error_text(exc), error=exc)
-                handshake.done(outcome.message, None if isinstance(exc, SpawnError) else exc)
-                return
-            on_started(process)
-            if parent is not None:
-                # the child reports link_tag to its parent; the parent reports no tag
-                process.link(parent, link_tag, 0)
-            started = True
-            handshake.done()
-            try:
-                entry(*_check_params(entry, params))
-            except SpawnError as exc:
-                outcome = Outcome(Ending.FAILED, str(exc), error=detach(exc))
-            except BaseException as exc:  # noqa: B902 - every ending is an outcome
-                outcome = outcome_of(exc)
+            setup.wasi = _wasi(module.environment)
+            context = setup.context
+            hosts: list[Any] = [ErrorApi(context), MessageApi(context), ProcessApi(context),
+                                NetworkingApi(context), setup.wasi]
+            setup.instance = module.compiled.instantiate(hosts, module.environment.allow)
+            entry = setup.instance.exports.get(function)
+            if not isinstance(entry, ExportFunction):
+                detail = "" if entry is None else f" (the export {function} is not a function)"
+                raise SpawnError(f"Function '{function}' not found{detail}")
+            setup.entry = entry
+            return setup
+        except BaseException:
+            setup.release()
+            raise
+
+    @staticmethod
+    def _begin(process: Process, parent: Process | None, link_tag: int,
+               on_started: Callable[[Process], None]) -> None:
+        on_started(process)
+        if parent is not None:
+            # the child reports link_tag to its parent; the parent reports no tag
+            process.link(parent, link_tag, 0)
+
+    @staticmethod
+    def _execute(process: Process, setup: _Setup, params: Sequence[Param]) -> None:
+        """Run the entry function to its end, release everything, record the outcome."""
+        outcome = Outcome(Ending.RETURNED)
+        try:
+            assert setup.entry is not None
+            setup.entry(*_check_params(setup.entry, params))
+        except SpawnError as exc:
+            outcome = Outcome(Ending.FAILED, str(exc), error=detach(exc))
+        except BaseException as exc:  # noqa: B902 - every ending is an outcome
+            outcome = outcome_of(exc)
         finally:
-            context.release()
-            if wasi is not None:
-                wasi.close()
-            if instance is not None:
-                instance.close()
-            del instance
-            if started:
-                process.finish(outcome)
-            else:
-                process.discard()
+            setup.release()
+            process.finish(outcome)
+
+
+def _spawn_error(exc: BaseException) -> SpawnError:
+    """The ``SpawnError`` for a failed instantiation; ``__cause__`` keeps the exception
+    so Python callers can tell a trapping start function (or ``proc_exit`` in it)
+    from a link error."""
+    detach(exc)
+    error = SpawnError(_spawn_error_text(exc))
+    if not isinstance(exc, SpawnError):
+        error.__cause__ = exc
+    return error
 
 
 def _spawn_error_text(exc: BaseException) -> str:

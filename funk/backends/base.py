@@ -42,6 +42,10 @@ class CompiledModule(abc.ABC):
     imports: tuple[ImportSpec, ...]
     exports: tuple[str, ...]
     wasm: bytes
+    #: whether an instance must be used only by the thread that created it
+    #: (wasmer); wasmtime instances may be handed to another thread (one
+    #: thread at a time)
+    thread_bound: bool = False
 
     def __init__(self) -> None:
         self._plans: dict[tuple[tuple[type, ...], AllowFilter | None], Any] = {}

@@ -138,6 +138,8 @@ def _stub(qualname: str) -> Callable[..., Any]:
 class WasmerModule(CompiledModule):
     """A module compiled by wasmer once and shared by all threads."""
 
+    thread_bound = True
+
     def __init__(self, backend: WasmerBackend, wasm: bytes) -> None:
         super().__init__()
         self.backend = backend
