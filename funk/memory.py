@@ -124,6 +124,15 @@ class MissingMemory(GuestMemory):
         super().__init__(_nothing)
         self.reason = reason
 
+    def refresh(self) -> None:
+        super().refresh()
+        # -1: the inlined fast check ``ptr + len > size`` fails even for an
+        # empty range at 0, so every access reaches ``require`` and traps
+        self.size = -1
+
+    def __len__(self) -> int:
+        return 0
+
     def require(self, ptr: int, length: int, function: str | None = None,
                 param: str | None = None) -> None:
         raise Trap(_where(function, param) + self.reason, function=function)

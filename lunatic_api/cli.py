@@ -30,9 +30,10 @@ Exit statuses:
   ``--env``.  Each prints one line, ``lunatic: error: ...``, never a traceback;
 * ``EXIT_INTERRUPTED`` (130) on Ctrl-C, silently.
 
-Any other process that ends abnormally (trap, ``proc_exit``, killed) is
-reported on stderr as ``lunatic: process UUID (FUNCTION) failed: ...``, unless
-``--quiet``.
+Any other process that ends abnormally (trap, ``proc_exit``, killed) while
+the main process runs is reported on stderr as ``lunatic: process UUID
+(FUNCTION) failed: ...``, unless ``--quiet``; the report comes before the
+linked processes hear of the death.
 
 The engine is ``--backend``, else the ``LUNATIC_BACKEND`` environment variable,
 else wasmtime.
@@ -49,6 +50,7 @@ import argparse
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -327,15 +329,21 @@ def _describe(exc: BaseException) -> str:
 
 
 def failure_reporter(runtime: Runtime) -> Callable[[Process, Outcome], None]:
-    """``on_failure`` hook printing abnormal ends of processes but the first (main) one."""
+    """``on_failure`` hook printing abnormal ends of processes but the first (main) one.
+
+    Once the main process has ended, nothing more is reported: the others are
+    abandoned, and whether one killed by the main process's death (a link)
+    reports before the command exits would be a race.
+    """
 
     def report(process: Process, outcome: Outcome) -> None:
-        if process is runtime.first:
+        main_process = runtime.first
+        if main_process is None or process is main_process:
             return  # the main process's end is reported by main()
+        if main_process.outcome is not None:
+            return  # the main process has ended: the command is exiting
         text = outcome.message.replace("\n", "\n    ")
-        _flush_stdout()
-        print(f"{PROG}: process {process.id} ({process.name}) {outcome.ending.value}: {text}",
-              file=sys.stderr, flush=True)
+        _report(f"{PROG}: process {process.id} ({process.name}) {outcome.ending.value}: {text}")
 
     return report
 
@@ -391,8 +399,19 @@ def report_trap(trap: funk.Trap) -> None:
     if trap.frames:
         lines.append("guest backtrace:")
         lines.extend(f"  {frame}" for frame in trap.frames)
+    _report("\n".join(lines))
+
+
+_report_lock = threading.Lock()
+
+
+def _report(text: str) -> None:
+    """Write ``text`` and a newline to stderr in one piece (reports come from the
+    processes' threads too: they must not interleave), after flushing stdout."""
     _flush_stdout()
-    print("\n".join(lines), file=sys.stderr, flush=True)
+    with _report_lock:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
 
 
 def _flush_stdout() -> None:
@@ -412,15 +431,13 @@ def main(argv: list[str] | None = None) -> int:
             return _status_of(exc)
         code = run(config)
     except UsageError as exc:
-        _flush_stdout()
-        print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
+        _report(f"{PROG}: error: {exc}")
         return EXIT_USAGE
     except funk.Trap as trap:
         report_trap(trap)
         return EXIT_TRAP
     except MainKilled as exc:
-        _flush_stdout()
-        print(f"{PROG}: the main process was killed: {exc}", file=sys.stderr, flush=True)
+        _report(f"{PROG}: the main process was killed: {exc}")
         return EXIT_KILLED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -164,7 +164,7 @@ class Process:
                 self._arrivals += 1
                 self._mailbox.append((self._arrivals, message))
                 if self._waiting:
-                    self._cond.notify()
+                    self._cond.notify_all()
                 return True
         message.release()
         return False
@@ -197,7 +197,7 @@ class Process:
                 self._arrivals += 1
                 self._mailbox.append((self._arrivals, SignalMessage(tag)))
                 if self._waiting:
-                    self._cond.notify()
+                    self._cond.notify_all()
                 return
         self.kill("a linked process died")
 
@@ -292,7 +292,8 @@ class Process:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
-                self._cond.wait(remaining)
+                # sleep_ms takes a u64: cap each wait at what threading accepts
+                self._cond.wait(min(remaining, threading.TIMEOUT_MAX))
             raise ProcessKilled(self._kill_reason)
 
     def wake_fd(self) -> int:
@@ -343,12 +344,19 @@ class Process:
             os.close(wake_fd)
         for message in mailbox:
             message.release()
+        for peer, _ in links:
+            # the peer's entry for this process is stale now (a normal return
+            # tells nobody, but must not leave the peer holding this process)
+            with peer._lock:
+                peer._links.pop(self.id, None)
+        if self.on_end is not None:
+            # before links are told: the runtime's failure report (the lunatic
+            # command prints it) must precede what the death causes elsewhere
+            self.on_end(self, outcome)
         if outcome.abnormal:
             for peer, tag in links:
                 peer.link_died(tag)
         self._ended.set()
-        if self.on_end is not None:
-            self.on_end(self, outcome)
 
 
 def is_data(message: Message | None) -> bool:

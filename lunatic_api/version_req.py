@@ -25,22 +25,34 @@ class InvalidRequirement(ValueError):
     """The text is not a valid version requirement."""
 
 
+_U64_MAX = (1 << 64) - 1
+MAX_COMPARATORS = 32
+"""Rust ``semver`` refuses requirements with more comparators."""
+
+
 def parse_version(text: str) -> semver.Version:
-    """A strict semver version (``MAJOR.MINOR.PATCH[-pre][+build]``); ``ValueError`` if not."""
+    """A strict semver version (``MAJOR.MINOR.PATCH[-pre][+build]``); ``ValueError`` if not.
+
+    As in Rust's ``semver``, the three numbers must fit in 64 bits.
+    """
     if text != text.strip():
         raise ValueError(f"{text!r} has surrounding whitespace")
-    return semver.Version.parse(text)
+    version = semver.Version.parse(text)
+    if max(version.major, version.minor, version.patch) > _U64_MAX:
+        raise ValueError(f"{text!r}: a number does not fit in 64 bits")
+    return version
 
 
 _NUMBER = r"0|[1-9][0-9]*"
 _WILD = r"\*|x|X"
 _IDENT = r"[0-9A-Za-z-]+"
 _COMPARATOR = re.compile(
-    rf"^(?P<op>=|>=|<=|>|<|~|\^)?\s*"
+    rf"^(?P<op>=|>=|<=|>|<|~|\^)? *"
     rf"(?P<major>{_NUMBER}|{_WILD})"
     rf"(?:\.(?P<minor>{_NUMBER}|{_WILD})"
     rf"(?:\.(?P<patch>{_NUMBER}|{_WILD})"
-    rf"(?:-(?P<pre>{_IDENT}(?:\.{_IDENT})*))?)?)?$")
+    rf"(?:-(?P<pre>{_IDENT}(?:\.{_IDENT})*))?"
+    rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?)?)?$")
 
 
 @dataclass(frozen=True)
@@ -135,34 +147,57 @@ def _number(text: str | None) -> int | None:
 
 
 def _comparator(text: str) -> Comparator:
+    """One comparator, with Rust ``semver`` 1.0.4's rules.
+
+    A wildcard ends the version (nothing but wildcards may follow it).
+    Without an operator it is a wildcard comparator (``1.2.*``); after an
+    explicit operator it only makes the version partial (``>=1.*`` is
+    ``>=1``).  A leading wildcard is only valid as the whole requirement.
+    Build metadata is accepted and ignored.
+    """
     m = _COMPARATOR.match(text)
     if m is None:
         raise InvalidRequirement(f"invalid comparator {text!r}")
-    op = m.group("op") or "^"
+    explicit = m.group("op")
     parts = [m.group("major"), m.group("minor"), m.group("patch")]
     wild = [p is not None and p in ("*", "x", "X") for p in parts]
+    if wild[0]:
+        raise InvalidRequirement(f"{text!r}: a wildcard major version is only valid as the "
+                                 "whole requirement")
     if any(wild):
         first = wild.index(True)
         if any(p is not None and not w for p, w in zip(parts[first:], wild[first:])):
             raise InvalidRequirement(f"{text!r}: a number after a wildcard")
-        if m.group("pre") is not None:
-            raise InvalidRequirement(f"{text!r}: a pre-release after a wildcard")
-        if op not in ("^", "="):
-            raise InvalidRequirement(f"{text!r}: a wildcard cannot follow {op!r}")
-        op = "*"
-    return Comparator(op, _number(parts[0]), _number(parts[1]), _number(parts[2]),
-                      m.group("pre"))
+        if m.group("pre") is not None or m.group("build") is not None:
+            raise InvalidRequirement(f"{text!r}: a pre-release or build after a wildcard")
+    pre = m.group("pre")
+    if pre is not None:
+        for ident in pre.split("."):
+            if ident.isdigit() and len(ident) > 1 and ident[0] == "0":
+                raise InvalidRequirement(f"{text!r}: numeric pre-release identifier {ident!r} "
+                                         "has a leading zero")
+    numbers = [_number(p) for p in parts]
+    if any(n is not None and n > _U64_MAX for n in numbers):
+        raise InvalidRequirement(f"{text!r}: a number does not fit in 64 bits")
+    op = explicit or ("*" if any(wild) else "^")
+    return Comparator(op, numbers[0], numbers[1], numbers[2], pre)
 
 
 class VersionReq:
     """A parsed requirement: every comparator must hold."""
 
     def __init__(self, text: str) -> None:
-        stripped = text.strip()
+        stripped = text.strip(" ")  # only spaces separate tokens, as in Rust's semver
         if not stripped:
             raise InvalidRequirement("empty version requirement")
         self.text = text
-        self.comparators = tuple(_comparator(part.strip()) for part in stripped.split(","))
+        if stripped in ("*", "x", "X"):
+            self.comparators: tuple[Comparator, ...] = (Comparator("*", None, None, None, None),)
+            return
+        parts = stripped.split(",")
+        if len(parts) > MAX_COMPARATORS:
+            raise InvalidRequirement(f"more than {MAX_COMPARATORS} comparators")
+        self.comparators = tuple(_comparator(part.strip(" ")) for part in parts)
 
     def matches(self, version: semver.Version) -> bool:
         """Whether ``version`` satisfies the requirement (Cargo's rules)."""
