@@ -43,6 +43,11 @@ def _registered() -> list[Artifact]:
     return [
         Artifact("tests/guests/include/funk_test_host.h", "header",
                  ("tests.hosts:TestHost",), guard="FUNK_TEST_HOST_H"),
+        # the Lunatic 0.6 ABI (lunatic::*) for C guests such as examples/lunatic/
+        Artifact("examples/include/lunatic.h", "header",
+                 ("lunatic_api.error_api:ErrorApi", "lunatic_api.message_api:MessageApi",
+                  "lunatic_api.process_api:ProcessApi",
+                  "lunatic_api.networking_api:NetworkingApi"), guard="LUNATIC_H"),
     ]
 
 

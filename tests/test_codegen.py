@@ -329,7 +329,11 @@ def _render_artifacts() -> list[tuple[str, str]]:
 def test_check_fails_with_a_diff_on_a_stale_copy(tmp_path: Path, monkeypatch: Any,
                                                  capsys: Any) -> None:
     artifacts = _render_artifacts()
-    assert [p for p, _ in artifacts] == ["tests/guests/include/funk_test_host.h"]
+    assert [p for p, _ in artifacts] == ["tests/guests/include/funk_test_host.h",
+                                         "examples/include/lunatic.h"]
+    for other, text in artifacts[1:]:  # up to date: only the first one is stale
+        (tmp_path / other).parent.mkdir(parents=True)
+        (tmp_path / other).write_text(text)
     path, expected = artifacts[0]
     target = tmp_path / path
     target.parent.mkdir(parents=True)
@@ -361,10 +365,12 @@ def test_check_fails_when_the_file_is_missing(tmp_path: Path, monkeypatch: Any,
     assert cli.main(["--check"]) == 1
     out = capsys.readouterr().out
     assert "funk_test_host.h is out of date" in out
+    assert "lunatic.h is out of date" in out
+    assert "2 generated file(s) stale" in out
     assert not (tmp_path / "tests").exists()
     assert cli.main(["--write"]) == 0
-    assert (tmp_path / "tests/guests/include/funk_test_host.h").read_text() == \
-        _render_artifacts()[0][1]
+    for path, text in _render_artifacts():
+        assert (tmp_path / path).read_text() == text
 
 
 def test_cli_usage_errors() -> None:
