@@ -1,4 +1,5 @@
-"""``bench/wasi.py --quick`` runs to the end and prints its three ratio lines.
+"""``bench/wasi.py --quick`` and ``bench/runtime.py --quick`` run to the end and print
+their tables and target lines.
 
 A smoke test only: no timing is asserted (``--quick`` sizes are too small for
 the ratios to mean anything, and machines here are noisy).
@@ -28,3 +29,34 @@ def test_wasi_bench_quick() -> None:
     for line in lines:
         for engine in engines:
             assert re.search(rf"\b{engine} \d+\.\d+x (ok|MISSED)\b", line), line
+
+
+def test_runtime_bench_quick() -> None:
+    """``bench/runtime.py --quick``: spawn, idle and ping-pong rows, one verdict per target."""
+    engines = selected_backends()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "runtime.py"), "--quick",
+         "--engines", ",".join(engines)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("metric "))
+    assert header.split()[1:1 + 1 + len(engines)] == ["threads", *engines], header
+    for label in ("spawn: processes/s", "idle: processes held", "idle: RSS per process",
+                  "ping-pong 64 B: round trips/s", "ping-pong: floor/engine"):
+        row = next((line for line in lines if line.startswith(label)), None)
+        assert row is not None, f"no row {label!r}\n{proc.stdout}"
+        assert re.search(r"\d", row[len(label):]), row
+    # the quick run's 100 idle processes are far from any ceiling: all are held
+    held = next(line for line in lines if line.startswith("idle: processes held"))
+    cells = r"\s+".join(["100"] * (1 + len(engines)))
+    assert re.match(rf"idle: processes held \(of 100\)\s+{cells}\s+10,000 in", held), held
+    targets = {line.split()[1]: line for line in lines if line.startswith("target ")}
+    assert list(targets) == ["spawn", "idle", "ping-pong"], proc.stdout
+    for engine in engines:
+        assert re.search(rf"\b{engine} [\d,]+/s (PASS|MISS)\b", targets["spawn"])
+        assert re.search(rf"\b{engine} \d+\.\d+x (PASS|MISS)\b", targets["ping-pong"])
+    if "wasmtime" in engines:
+        assert re.search(r"\bwasmtime 100 held in \d+ MiB (PASS|MISS)\b", targets["idle"])
+    if "wasmer" in engines:
+        assert re.search(r"\bwasmer 100 held in \d+ MiB \(", targets["idle"])
