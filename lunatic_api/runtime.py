@@ -39,6 +39,8 @@ from lunatic_api.spawning import WasmLauncher, outcome_of
 
 __all__ = ["Runtime", "SpawnError", "FailureHook"]
 
+_SHUTDOWN_BATCH = 64
+
 FailureHook = Callable[[Process, Outcome], None]
 """Called (in the dying process's thread) when a process ends abnormally."""
 
@@ -165,11 +167,16 @@ class Runtime:
         A process busy in pure wasm cannot be stopped until a later issue's
         preemption exists; it is returned here rather than waited for forever.
         """
-        for process in self.processes():
-            process.kill("the runtime is shutting down")
         deadline = time.monotonic() + timeout
-        stuck = [p for p in self.processes()
-                 if p.join(max(0.0, deadline - time.monotonic())) is None]
+        stuck: list[Process] = []
+        live = self.processes()
+        # in batches: thousands of threads woken at once mostly fight over the GIL
+        for start in range(0, len(live), _SHUTDOWN_BATCH):
+            batch = live[start:start + _SHUTDOWN_BATCH]
+            for process in batch:
+                process.kill("the runtime is shutting down")
+            stuck.extend(p for p in batch
+                         if p.join(max(0.0, deadline - time.monotonic())) is None)
         self.scheduler.shutdown()
         return stuck
 

@@ -242,7 +242,9 @@ def _spawn_error_text(exc: BaseException) -> str:
     if isinstance(exc, WasiExit):
         return f"the start function called proc_exit({exc.code})"
     if isinstance(exc, Trap):
-        return f"the start function trapped: {exc.message}"
+        # a trap of the start function, or the engine failing to set up the
+        # instance (e.g. no memory left to map): instantiation covers both
+        return f"instantiation failed: {exc.message}"
     if isinstance(exc, LinkError):
         return " ".join(str(exc).split())
     if isinstance(exc, (FunkError, OSError, ValueError)):
