@@ -244,7 +244,8 @@ def _spawn_error_text(exc: BaseException) -> str:
     if isinstance(exc, Trap):
         # a trap of the start function, or the engine failing to set up the
         # instance (e.g. no memory left to map): instantiation covers both
-        return f"instantiation failed: {exc.message}"
+        return ("instantiation failed (the start function trapped or the engine could not "
+                f"set up the instance): {exc.message}")
     if isinstance(exc, LinkError):
         return " ".join(str(exc).split())
     if isinstance(exc, (FunkError, OSError, ValueError)):
