@@ -13,7 +13,7 @@ import funk
 from funk.errors import Trap
 from funk.types import Bytes, MutBytes, i64, u32, u64
 from lunatic_api.context import ProcessContext
-from lunatic_api.messages import DataMessage
+from lunatic_api.messages import DataMessage, Message
 from lunatic_api.net import StreamRef
 from lunatic_api.process import TIMEOUT, Process
 
@@ -110,11 +110,11 @@ class MessageApi:
         message.resources[index] = None
         return resource
 
-    def _take_scratch(self, function: str) -> DataMessage:
+    def _take_scratch(self, function: str) -> Message:
         message = self.context.scratch
         if message is None:
             raise Trap(f"{function}: there is no message in the scratch slot")
-        return message  # type: ignore[return-value]
+        return message
 
     def send(self, process_id: u64) -> None:
         """Send the scratch message (the slot is emptied); a finished target drops it."""

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from lunatic_api.messages import DataMessage, Message, SignalMessage
+from lunatic_api.messages import Message, SignalMessage
 
 if TYPE_CHECKING:
     from lunatic_api.environment import Environment
@@ -357,8 +357,3 @@ class Process:
             for peer, tag in links:
                 peer.link_died(tag)
         self._ended.set()
-
-
-def is_data(message: Message | None) -> bool:
-    """Whether ``message`` is a data message (not a signal, not nothing)."""
-    return isinstance(message, DataMessage)

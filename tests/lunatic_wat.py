@@ -25,20 +25,27 @@ Test code may use 256-1023 for its own strings and 1024 upward for data.
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
 import funk
 from codegen.wat import emit_wat
+from lunatic_api import DataMessage, Environment, NativeProcess, Runtime
 from lunatic_api.context import host_classes
 
-__all__ = ["lunatic_module", "lunatic_imports", "STR_BASE", "DATA_BASE", "COLLECTOR"]
+__all__ = ["lunatic_module", "lunatic_imports", "STR_BASE", "DATA_BASE", "COLLECTOR", "Collector",
+           "JOIN"]
 
 STR_BASE = 256
 """Where a test's own strings may start."""
 DATA_BASE = 1024
 """Where a test's own data may start."""
 COLLECTOR = "collector"
+
+JOIN = 60.0
+"""Seconds any wait may take before a test fails (a hang fails; nothing asserts timing)."""
 """The registry name ``$collector`` looks up (any version)."""
 
 
@@ -116,3 +123,23 @@ def lunatic_module(*funcs: str, data: Iterable[tuple[int, bytes]] = (), pages: i
     parts.extend("  " + fn.strip() for fn in funcs)
     parts.append(")")
     return "\n".join(parts) + "\n"
+
+
+class Collector:
+    """A native process registered as ``collector`` in ``env``: queues what it receives."""
+
+    def __init__(self, runtime: Runtime, env: Environment) -> None:
+        self.inbox: queue.Queue[Any] = queue.Queue()
+
+        def collect(proc: NativeProcess) -> None:
+            while True:
+                self.inbox.put(proc.receive())
+
+        self.process = runtime.spawn_native(collect, environment=env, name="collector")
+        assert env.registry.register(COLLECTOR, "1.0.0", self.process) == 0
+
+    def get(self, timeout: float = JOIN) -> DataMessage:
+        """The next data message (fails on a signal message or after ``timeout`` s)."""
+        message = self.inbox.get(timeout=timeout)
+        assert isinstance(message, DataMessage), message
+        return message

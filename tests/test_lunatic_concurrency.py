@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import itertools
-import queue
 import struct
 import threading
 import time
@@ -39,9 +38,9 @@ from lunatic_api import (
     Runtime,
     codec,
 )
-from tests.lunatic_wat import COLLECTOR, DATA_BASE, STR_BASE, lunatic_module
+from tests.lunatic_wat import DATA_BASE, JOIN, STR_BASE, lunatic_module
+from tests.lunatic_wat import Collector as BaseCollector
 
-JOIN = 60.0
 """Upper bound (s) for a process expected to end: a hang fails instead of blocking CI."""
 
 # tags used by the guests below
@@ -314,24 +313,8 @@ def rt(backend: str) -> Iterator[Runtime]:
     assert not stuck, f"processes did not end: {stuck}"
 
 
-class Collector:
-    """A native process registered as ``collector`` in ``env``: queues what it receives."""
-
-    def __init__(self, runtime: Runtime, env: Environment) -> None:
-        self.inbox: queue.Queue[Any] = queue.Queue()
-
-        def collect(proc: NativeProcess) -> None:
-            while True:
-                self.inbox.put(proc.receive())
-
-        self.process = runtime.spawn_native(collect, environment=env, name="collector")
-        assert env.registry.register(COLLECTOR, "1.0.0", self.process) == 0
-
-    def get(self, timeout: float = JOIN) -> DataMessage:
-        """The next data message (fails on a signal message or after ``timeout`` s)."""
-        message = self.inbox.get(timeout=timeout)
-        assert isinstance(message, DataMessage), message
-        return message
+class Collector(BaseCollector):
+    """Reports of the concurrency guests."""
 
     def reports(self, count: int, tag: int = REPORT) -> list[tuple[int, int]]:
         """``count`` 16-byte messages with ``tag``, as (a, b) pairs."""

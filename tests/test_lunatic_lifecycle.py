@@ -33,7 +33,6 @@ import pytest
 from lunatic_api import (
     DataMessage,
     Ending,
-    Environment,
     LunaticModule,
     NativeProcess,
     Outcome,
@@ -42,9 +41,9 @@ from lunatic_api import (
     SignalMessage,
 )
 from lunatic_api.net import SharedStream, StreamRef
-from tests.lunatic_wat import COLLECTOR, STR_BASE, lunatic_module
+from tests.lunatic_wat import JOIN, STR_BASE, lunatic_module
+from tests.lunatic_wat import Collector as BaseCollector
 
-JOIN = 60.0
 """Upper bound (s) for something expected to happen: a hang fails instead of blocking CI."""
 
 # tags
@@ -195,24 +194,8 @@ def rt(backend: str) -> Iterator[Runtime]:
     assert not stuck, f"processes did not end: {stuck}"
 
 
-class Collector:
-    """A native process registered as ``collector``: queues what it receives."""
-
-    def __init__(self, runtime: Runtime, env: Environment) -> None:
-        self.inbox: queue.Queue[Any] = queue.Queue()
-
-        def collect(proc: NativeProcess) -> None:
-            while True:
-                self.inbox.put(proc.receive())
-
-        self.process = runtime.spawn_native(collect, environment=env, name="collector")
-        assert env.registry.register(COLLECTOR, "1.0.0", self.process) == 0
-
-    def get(self, timeout: float = JOIN) -> DataMessage:
-        """The next data message."""
-        message = self.inbox.get(timeout=timeout)
-        assert isinstance(message, DataMessage), message
-        return message
+class Collector(BaseCollector):
+    """Reports of the lifecycle guests."""
 
     def expect(self, tag: int) -> tuple[int, int, list[Any]]:
         """The next message, which must have ``tag``: (a, b, resources)."""
