@@ -13,10 +13,11 @@ filter applies to *every* WASI function (v0.6.0 never stubbed
 ``environ_sizes_get`` and ``path_create_directory``, spec section 9 item 5): a
 guest refused WASI gets no WASI at all.
 
-``max_memory`` and ``max_fuel`` are recorded, with the ABI's units (bytes;
-units of 100,000 fuel, 0 = unlimited), and reported by ``limits``, but not
-enforced yet: that needs the module rewriter of a later issue to behave the
-same on both engines.
+Limits (``max_memory`` in bytes, ``max_fuel`` in units of 100,000 fuel, 0 =
+unlimited) hold on both engines because every module is rewritten when it is
+added (``lunatic_api.limits``): fuel checks in its code, its memory's maximum
+lowered to ``max_memory``.  A module whose *initial* memory is already over
+the limit compiles but fails to spawn (``LunaticModule.check_spawnable``).
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ from typing import TYPE_CHECKING
 
 import funk
 from funk.backends.base import CompiledModule
+from lunatic_api.limits import FUEL_UNIT, METER_NAMESPACE, PAGE_SIZE, instrument, memory_pages
 from lunatic_api.registry import Registry
+from lunatic_api.spawn_params import SpawnError
 
 if TYPE_CHECKING:
     from lunatic_api.runtime import Runtime
 
 __all__ = [
     "Config", "Environment", "LunaticModule", "DEFAULT_NAMESPACES", "DEFAULT_MAX_MEMORY",
-    "FUEL_UNIT", "allow_filter",
+    "FUEL_UNIT", "allow_filter",  # FUEL_UNIT is limits' (re-exported)
 ]
 
 DEFAULT_NAMESPACES = ("lunatic::", "wasi_snapshot_preview1::")
@@ -45,10 +48,6 @@ DEFAULT_NAMESPACES = ("lunatic::", "wasi_snapshot_preview1::")
 
 DEFAULT_MAX_MEMORY = 0xA00000000
 """The default config's memory limit: 40 GiB, i.e. unlimited for wasm32 (spec 9 item 3)."""
-
-FUEL_UNIT = 100_000
-"""wasm fuel per ``max_fuel`` unit (spec section 9 item 2)."""
-
 
 @dataclass
 class Config:
@@ -97,6 +96,8 @@ def allow_filter(prefixes: tuple[str, ...]) -> AllowFilter | None:
     from lunatic_api.context import host_function_names
 
     def allowed(namespace: str, name: str) -> bool:
+        if namespace == METER_NAMESPACE:
+            return True  # the injected fuel checks' host side, never filtered
         full = f"{namespace}::{name}"
         return any(full.startswith(prefix) for prefix in prefixes)
 
@@ -126,8 +127,13 @@ class Environment:
 
     @property
     def limits(self) -> Mapping[str, int]:
-        """``max_memory`` (bytes) and ``max_fuel`` (units), as recorded (not yet enforced)."""
+        """``max_memory`` (bytes) and ``max_fuel`` (units of 100,000 fuel; 0 unlimited)."""
         return {"max_memory": self.config.max_memory, "max_fuel": self.config.max_fuel}
+
+    @property
+    def memory_pages(self) -> int:
+        """The most wasm pages a process's memory may have here."""
+        return memory_pages(self.config.max_memory)
 
     def allows(self, namespace: str, name: str) -> bool:
         """Whether ``namespace::name`` is linked for real in this environment."""
@@ -137,36 +143,55 @@ class Environment:
                    name: str = "") -> LunaticModule:
         """Compile ``wasm`` (bytes, WAT text or a path) into a module of this environment.
 
-        Raises ``funk.CompileError`` if it does not compile.
+        The module is rewritten to enforce the environment's limits first.
+        Raises ``funk.CompileError`` if it is malformed, does not compile, or
+        imports the runtime's reserved metering namespace.
         """
         if isinstance(wasm, (bytearray, memoryview)):
             wasm = bytes(wasm)
         data = funk.wasm_input.to_wasm_bytes(wasm)
-        compiled = funk.compile(data, self.backend)
-        return LunaticModule(self, compiled, data, name)
+        rewritten = instrument(data, self.config.max_memory)
+        compiled = funk.compile(rewritten.wasm, self.backend)
+        return LunaticModule(self, compiled, data, name, rewritten.initial_pages)
 
     def __repr__(self) -> str:
         return f"<Environment #{self.number} allows {self.config.namespaces}>"
 
 
 class LunaticModule:
-    """Compiled code of one environment; ``wasm`` keeps the original bytes."""
+    """Compiled code of one environment; ``wasm`` keeps the original bytes.
+
+    ``initial_pages`` is the size its memory starts with (``None``: the
+    module defines no memory).
+    """
 
     def __init__(self, environment: Environment, compiled: CompiledModule, wasm: bytes,
-                 name: str = "") -> None:
+                 name: str = "", initial_pages: int | None = None) -> None:
         self.environment = environment
         self.compiled = compiled
         self.wasm = wasm
         self.name = name
+        self.initial_pages = initial_pages
+
+    def check_spawnable(self) -> None:
+        """``SpawnError`` if the memory the module starts with is over its environment's limit."""
+        pages = self.initial_pages
+        if pages is not None and pages > self.environment.memory_pages:
+            raise SpawnError(
+                f"the module's initial memory ({pages} pages, {pages * PAGE_SIZE:,} bytes) "
+                f"exceeds the environment's max_memory of "
+                f"{self.environment.config.max_memory:,} bytes")
 
     def with_environment(self, environment: Environment) -> LunaticModule:
         """The same code bound to another environment (``add_this_module``).
 
-        Reuses the compilation when the engine is the same: compiling does not
-        depend on the environment until plugins exist.
+        Reuses the compilation when the engine and the memory cap are the
+        same (the only things compiled code depends on until plugins exist).
         """
-        if environment.backend == self.compiled.backend.name:
-            return LunaticModule(environment, self.compiled, self.wasm, self.name)
+        if (environment.backend == self.compiled.backend.name
+                and environment.memory_pages == self.environment.memory_pages):
+            return LunaticModule(environment, self.compiled, self.wasm, self.name,
+                                 self.initial_pages)
         return environment.add_module(self.wasm, self.name)
 
     def __repr__(self) -> str:

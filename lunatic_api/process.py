@@ -12,9 +12,10 @@ their order"): a delivered message is in the mailbox at once, a ``LinkDied``
 either adds a signal message or marks the process killed at once.  A killed
 process notices at its next *suspension point* (``receive``,
 ``send_receive_skip_search``, ``sleep_ms``, the blocking networking and
-spawning calls), which raise ``ProcessKilled``; a blocked call is woken to do
-so.  A process busy in pure wasm is only stopped by a later issue's
-preemption.
+spawning calls, and the fuel checks injected into every module, which call
+the host at least every 100,000 fuel), which raise ``ProcessKilled``; a
+blocked call is woken to do so.  A process busy in pure wasm therefore ends
+within one fuel slice.
 
 Decisions on the spec's open points, kept here because this is where they
 are implemented:

@@ -93,9 +93,11 @@ class Runtime:
         before it runs: the child reports ``link_tag`` to the parent when it
         dies abnormally, the parent reports 0 to the child.  Raises
         ``SpawnError`` when the module cannot be instantiated (unknown
-        import, start function failed, no such export).
+        import, start function failed, no such export, initial memory over
+        the environment's ``max_memory``).
         """
         typed: list[Param] = [p if isinstance(p, tuple) else (None, p) for p in params]
+        module.check_spawnable()
         return self._launcher.spawn(module, function, typed, parent, link_tag, self._started)
 
     def spawn_native(self, body: Callable[[NativeProcess], Any],
@@ -158,14 +160,19 @@ class Runtime:
 
     @staticmethod
     def kill(process: Process, reason: str = "killed from Python") -> bool:
-        """Kill a process: it ends at its next suspension point (a blocked call wakes)."""
+        """Kill a process: it ends at its next suspension point (a blocked call wakes).
+
+        A process busy in pure wasm reaches one within a fuel slice (the
+        injected fuel checks, ``lunatic_api.limits``): well under a millisecond.
+        """
         return process.kill(reason)
 
     def shutdown(self, timeout: float = 5.0) -> list[Process]:
         """Kill every process, wait up to ``timeout`` s; the ones still running.
 
-        A process busy in pure wasm cannot be stopped until a later issue's
-        preemption exists; it is returned here rather than waited for forever.
+        A process stuck in a synchronous host call (a WASI read of stdin, say)
+        cannot end until that call returns; it is returned here rather than
+        waited for forever.
         """
         deadline = time.monotonic() + timeout
         stuck: list[Process] = []

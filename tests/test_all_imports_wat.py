@@ -40,6 +40,7 @@ from funk.signature import HostFunction
 from lunatic_api import Config, Ending, Runtime
 from lunatic_api.context import ProcessContext, host_classes
 from lunatic_api.environment import Environment, LunaticModule
+from lunatic_api.limits import METER_NAMESPACE, Meter
 from lunatic_api.process import Process
 from lunatic_api.wasi import Wasi
 from tests.wasi_support import link_with_native_wasi
@@ -327,12 +328,14 @@ def _instance(environment: Environment, module: LunaticModule) -> Iterator[Insta
     """``module`` instantiated against the host objects of a process (never started).
 
     One object per class of ``host_classes()``, as spawning builds them: the
-    Lunatic APIs share a ``ProcessContext``; WASI discards its output.
+    Lunatic APIs share a ``ProcessContext``; WASI discards its output; the
+    ``Meter`` serves the fuel checks every added module gets.
     """
     process = Process(environment, name="all_imports")
     context = ProcessContext(environment.runtime, process, module)
     wasi = Wasi(stdout=None, stderr=None)
     hosts = [wasi if cls is Wasi else cls(context) for cls in host_classes()]
+    hosts.append(Meter(process, 0, yield_gil=False))
     instance = module.compiled.instantiate(hosts, environment.allow)
     try:
         yield instance
@@ -344,8 +347,10 @@ def _instance(environment: Environment, module: LunaticModule) -> Iterator[Insta
 
 def _linked_for_real(module: LunaticModule) -> dict[Key, bool]:
     """Per import of ``module``: linked for real (True) or a trapping stub (False)."""
-    plan = LinkPlan.build(module.compiled.imports, host_classes(), module.environment.allow)
-    return {(e.imp.namespace, e.imp.name): e.allowed for e in plan.entries}
+    plan = LinkPlan.build(module.compiled.imports, host_classes() + (Meter,),
+                          module.environment.allow)
+    return {(e.imp.namespace, e.imp.name): e.allowed for e in plan.entries
+            if e.imp.namespace != METER_NAMESPACE}
 
 
 def test_instantiates_with_everything_allowed(backend: str) -> None:

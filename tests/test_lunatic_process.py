@@ -53,7 +53,8 @@ EMBED = 0x1000
 
 HELPERS = f"""
 (func $out (result i64) (i64.load (i32.const {OUT})))
-(func $config (result i64) (call $lunatic::process.create_config (i64.const 0) (i64.const 0)))
+(func $config (result i64)  ;; 16 MiB of memory (0 would allow none), no fuel limit
+  (call $lunatic::process.create_config (i64.const 0x1000000) (i64.const 0)))
 (func $new_env (param $cfg i64) (result i64)
   (if (call $lunatic::process.create_environment (local.get $cfg) (i32.const {OUT}))
     (then unreachable))
@@ -234,7 +235,7 @@ def test_create_environment_snapshots_the_config_which_stays(lab: Lab) -> None:
 
 def test_config_limits_and_namespaces_reach_the_environment(lab: Lab) -> None:
     """``create_config``'s limits (u64: bytes, fuel units) and allowed prefixes are what
-    the new environment records (limits are recorded only, not enforced yet)."""
+    the new environment records (test_lunatic_limits.py checks they are enforced)."""
     strings = Strings()
     run = lab.run(guest(lab, f"""
       (func (export "main") (local $c i64)

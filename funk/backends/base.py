@@ -23,6 +23,10 @@ class Backend(abc.ABC):
     """An engine: compiles modules."""
 
     name: str
+    #: whether the engine keeps the interpreter lock while wasm runs (wasmer
+    #: does): other Python threads then run only while the guest is in a host
+    #: call, so a runtime that wants fairness must make the guest call out
+    holds_gil: bool = False
 
     @abc.abstractmethod
     def compile(self, wasm: bytes) -> CompiledModule:

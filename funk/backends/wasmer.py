@@ -333,6 +333,7 @@ class WasmerBackend(Backend):
     """Compiles with wasmer's cranelift compiler."""
 
     name = "wasmer"
+    holds_gil = True  # wasmer-python does not release it around wasm calls
 
     def compile(self, wasm: bytes) -> WasmerModule:
         return WasmerModule(self, wasm)
