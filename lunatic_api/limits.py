@@ -9,8 +9,8 @@ cached per module hash and memory cap) by ``wasm_rewriter.limits``:
   ``max_memory``, so ``memory.grow`` past it returns -1 on both engines.
 
 The checks are what make limits hold on both engines alike.  ``Meter``, the
-host side of ``refuel``, runs at least once per ``SLICE`` fuel (the
-spec's fuel yield, every 100,000 fuel) and there:
+host side of ``refuel``, runs at least once per slice of fuel (``GIL_SLICE``,
+the spec's 100,000, on wasmer; ``SLICE``, 1,000,000, on wasmtime) and there:
 
 * counts the fuel used and traps with "all fuel consumed" past
   ``max_fuel`` (units of 100,000 fuel; 0 is unlimited);
@@ -36,12 +36,13 @@ from dataclasses import dataclass
 import funk
 from funk.errors import CompileError, Trap
 from funk.types import i64
-from lunatic_api.process import Process
+from lunatic_api.process import WOKEN, Process
 from wasm_rewriter import MalformedModule, Module
 from wasm_rewriter.limits import MAX_PAGES, PAGE_SIZE, cap_memory, meter_fuel
 
 __all__ = [
-    "METER_NAMESPACE", "FUEL_UNIT", "SLICE", "Instrumented", "instrument", "Meter",
+    "METER_NAMESPACE", "FUEL_UNIT", "SLICE", "GIL_SLICE", "fuel_slice", "Instrumented",
+    "instrument", "Meter",
     "memory_pages", "OUT_OF_FUEL",
 ]
 
@@ -51,8 +52,26 @@ METER_NAMESPACE = "lunatic_runtime::meter"
 FUEL_UNIT = 100_000
 """wasm fuel per ``max_fuel`` unit (spec section 9 item 2)."""
 
-SLICE = FUEL_UNIT
-"""Fuel a process runs between two visits to the host (the spec's fuel yield)."""
+GIL_SLICE = FUEL_UNIT
+"""Fuel a process runs between two visits to the host on an engine that holds the
+interpreter lock while wasm runs (wasmer): the spec's fuel yield, every 100,000 fuel
+(5-10 us of wasm), short enough that a busy process leaves the others about half the
+lock."""
+
+SLICE = 10 * FUEL_UNIT
+"""The same on an engine that releases the lock (wasmtime): the operating system
+shares the CPUs, so the host is visited only to count fuel and to notice a kill, and
+a longer slice keeps the cost of those visits near 3% (a kill still lands within
+about 0.1 ms)."""
+
+
+HANDOFF = 100e-6
+"""Seconds a busy process on wasmer sleeps in ``refuel`` while woken processes wait."""
+
+
+def fuel_slice(holds_gil: bool) -> int:
+    """The fuel slice for an engine that holds the interpreter lock in wasm, or not."""
+    return GIL_SLICE if holds_gil else SLICE
 
 OUT_OF_FUEL = "all fuel consumed"
 """The start of the trap message of a process that used up its ``max_fuel``."""
@@ -127,6 +146,7 @@ class Meter:
         #: the current slice
         self.given = 0
         self.yield_gil = yield_gil
+        self.slice = fuel_slice(yield_gil)
 
     def refuel(self, left: i64) -> i64:
         """Account for the slice just used (``left`` is what remains, < 0); the next slice."""
@@ -134,20 +154,22 @@ class Meter:
         self.given = 0
         self.process.check_killed()
         if self.limit is None:
-            grant = SLICE
+            grant = self.slice
         else:
             remaining = self.limit - self.used
             if remaining < 0:
                 raise Trap(f"{OUT_OF_FUEL}: the process used its max_fuel of "
                            f"{self.max_fuel} units ({self.limit:,} fuel)")
-            grant = min(SLICE, remaining)
+            grant = min(self.slice, remaining)
         if self.yield_gil:
             # wasmer runs wasm holding the interpreter lock: this is the only
             # moment another process's thread can take it.  A bare host call
             # hands it over only when a waiter has asked for it for 5 ms (the
-            # switch interval); a zero sleep releases it at once.  Measured with
-            # a guest spinning next to a ping-pong: 0.2-0.4x the ping-pong's
-            # normal rate without it, 0.5-0.6x with it.
-            time.sleep(0)
+            # switch interval).  A zero sleep releases it for an instant, which
+            # a thread woken on the same CPU catches; one woken on another CPU
+            # takes 30-100 us to run in these VMs and misses it, so while some
+            # process woken by a message has not resumed (``WOKEN``) the busy
+            # process sleeps long enough for it.
+            time.sleep(HANDOFF if WOKEN else 0)
         self.given = grant
         return grant

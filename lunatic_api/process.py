@@ -51,6 +51,16 @@ TIMEOUT = 9027
 """What ``receive`` and ``send_receive_skip_search`` return when their timeout runs out."""
 
 
+WOKEN: deque[None] = deque()
+"""One entry per process woken by a message that has not resumed yet.
+
+A hint for fair scheduling on engines that hold the interpreter lock while
+wasm runs: a busy process that sees entries here steps aside long enough for
+those threads to take the lock (``lunatic_api.limits.Meter``).  A deque,
+because ``append``/``pop``/``len`` are atomic without a lock of their own.
+"""
+
+
 class ProcessKilled(BaseException):
     """Raised inside a killed process at its next suspension point.
 
@@ -115,6 +125,8 @@ class Process:
         self._links: dict[uuid.UUID, tuple[Process, int]] = {}
         self._die_when_link_dies = True
         self._kill_reason: str | None = None
+        #: a delivery woke the process and it has not resumed yet (counted in ``WOKEN``)
+        self._woken = False
         self._waiting = False
         self._wake_fd: int | None = None
         self.outcome: Outcome | None = None
@@ -166,6 +178,9 @@ class Process:
                 self._mailbox.append((self._arrivals, message))
                 if self._waiting:
                     self._cond.notify_all()
+                    if not self._woken:
+                        self._woken = True
+                        WOKEN.append(None)
                 return True
         message.release()
         return False
@@ -284,6 +299,9 @@ class Process:
                     self._cond.wait(remaining)
                 finally:
                     self._waiting = False
+                    if self._woken:
+                        self._woken = False
+                        WOKEN.pop()
 
     def sleep(self, seconds: float) -> None:
         """Sleep at least ``seconds``; a kill ends the sleep with ``ProcessKilled``."""

@@ -1,5 +1,5 @@
-"""``bench/wasi.py --quick`` and ``bench/runtime.py --quick`` run to the end and print
-their tables and target lines.
+"""``bench/wasi.py --quick``, ``bench/runtime.py --quick`` and ``bench/limits.py --quick``
+run to the end and print their tables and target lines.
 
 A smoke test only: no timing is asserted (``--quick`` sizes are too small for
 the ratios to mean anything, and machines here are noisy).
@@ -60,3 +60,36 @@ def test_runtime_bench_quick() -> None:
         assert re.search(r"\bwasmtime 100 held in \d+ MiB (PASS|MISS)\b", targets["idle"])
     if "wasmer" in engines:
         assert re.search(r"\bwasmer 100 held in \d+ MiB \(", targets["idle"])
+
+
+def test_limits_bench_quick() -> None:
+    """``bench/limits.py --quick``: fuel, rewrite, kill and preemption rows, one verdict each.
+
+    The run itself checks that the metered guest computes what the original does
+    (it stops with an error otherwise) and that killed spinners end ``KILLED``.
+    """
+    engines = selected_backends()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "limits.py"), "--quick",
+         "--engines", ",".join(engines)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("metric "))
+    assert header.split()[1:1 + len(engines)] == engines, header
+    for label in ("fuel sha256: metered/original", "fuel interp: checks only/original",
+                  "fuel all kernels: metered/original", "rewrite: compile metered/original",
+                  "kill: worst ms", "preemption: spinning/alone"):
+        row = next((line for line in lines if line.startswith(label)), None)
+        assert row is not None, f"no row {label!r}\n{proc.stdout}"
+        assert len(re.findall(r"\d+\.\d+", row[len(label):])) >= len(engines), row
+    assert re.search(r"^compute\.wasm: \d+ checks injected", proc.stdout, re.M), proc.stdout
+    for label in ("Module.parse", "parse + meter_fuel + encode", "instrument(), cache hit"):
+        assert re.search(rf"^  {re.escape(label)}\s+[\d,.]+ ms\s+[\d,.]+ MB/s$", proc.stdout,
+                         re.M), proc.stdout
+    targets = {line.split()[1]: line for line in lines if line.startswith("target ")}
+    assert list(targets) == ["fuel", "kill", "preemption"], proc.stdout
+    for engine in engines:
+        assert re.search(rf"\b{engine} \d+\.\d+x (PASS|MISS)\b", targets["fuel"])
+        assert re.search(rf"\b{engine} \d+\.\d+ ms (PASS|MISS)\b", targets["kill"])
+        assert re.search(rf"\b{engine} \d+\.\d+x (PASS|MISS)\b", targets["preemption"])

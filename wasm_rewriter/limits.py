@@ -2,27 +2,34 @@
 
 ``meter_fuel`` injects fuel metering, the same on every engine (the wasmer
 1.1 Python package has no metering of its own).  A mutable ``i64`` global
-holds the fuel left in the current *slice*.  At every function entry and
-at every loop header the pass inserts::
+holds the fuel left in the current *slice*; each function works on a copy in
+a local of its own (a register, where a global is a memory access), written
+back before every call, return and throw and read again after a call.
 
-    global.get $fuel  i64.const COST  i64.sub  global.set $fuel
-    global.get $fuel  i64.const 0  i64.lt_s
-    if  global.get $fuel  call $refuel  global.set $fuel  end
+Every straight-line run of code (the function's start, a loop's body, an
+``if`` or ``else`` arm, the code after a block's ``end``, after a ``br_if``)
+starts by subtracting its instruction count from the local.  At a function
+entry and at each loop header the subtraction is followed by the check::
 
-``COST`` is the instruction count of the code that check stands for: at a
-function entry 1 (the call itself) plus every instruction of the function
-outside its loops; at a loop header every instruction of the loop's body
-outside its inner loops.  Instructions are counted as wasmtime's fuel counts
-them: one each, except ``nop``, ``drop``, ``block``, ``loop``, ``end``,
-``else``, ``unreachable`` and ``return``, which are free.  Code skipped by a
-branch is charged anyway (the count is static), so a process may run out of
-fuel a little early, never late.
+    local.get $f  i64.const COST  i64.sub  local.tee $f  i64.const 0  i64.lt_s
+    if  local.get $f  call $refuel  local.set $f  end
+
+(at the entry the count starts from ``global.get $fuel``).  Instructions are
+counted as wasmtime's fuel counts them: one each, plus one per function
+call; ``nop``, ``drop``, ``block``, ``loop``, ``end``, ``else``,
+``unreachable`` and ``return`` are free.  Since a run is charged when it
+starts, the count matches wasmtime's for code that does not trap.  A
+function that catches exceptions keeps the global current after every
+charge and reads it back where a catch lands, so a callee's spending is not
+lost when it throws.
 
 When the slice is overdrawn the injected code calls ``refuel(left)``, an
 import the host provides: it learns how much was used (the slice it handed
 out minus ``left``), may trap (out of fuel, killed), may let other threads
-run, and returns the next slice.  The global starts at 0, so the first
-check of a process calls the host, which hands out the first slice: the
+run, and returns the next slice.  Checks sit only at function entries and
+loop headers, so a slice is overdrawn by at most one loop iteration or one
+function's straight-line code.  The global starts at 0, so the first check
+of an instance calls the host, which hands out the first slice: the
 rewritten module does not depend on any limit's value and is cached once
 per module.
 
@@ -64,18 +71,6 @@ class MeteredModule:
     checks: int           #: how many checks were injected
 
 
-def _check(cost: int, fuel: int, refuel: int) -> list[Instr]:
-    """The instructions charging ``cost`` and calling ``refuel`` when overdrawn."""
-    return [
-        Instr(op.GLOBAL_GET, fuel), Instr(op.I64_CONST, cost), Instr(op.I64_SUB),
-        Instr(op.GLOBAL_SET, fuel),
-        Instr(op.GLOBAL_GET, fuel), Instr(op.I64_CONST, 0), Instr(op.I64_LT_S),
-        Instr(op.IF, BLOCKTYPE_EMPTY),
-        Instr(op.GLOBAL_GET, fuel), Instr(op.CALL, refuel), Instr(op.GLOBAL_SET, fuel),
-        Instr(op.END),
-    ]
-
-
 def meter_fuel(module: Module, import_module: str, import_name: str) -> MeteredModule:
     """Inject fuel checks into every function of ``module`` (see the module docstring).
 
@@ -91,45 +86,123 @@ def meter_fuel(module: Module, import_module: str, import_name: str) -> MeteredM
     refuel = module.add_function_import(import_module, import_name, refuel_type)
     fuel = module.add_global(GlobalType(I64, True), [Instr(op.I64_CONST, 0), Instr(op.END)])
     checks = 0
-    for body in module.code:
-        body.code, injected = _meter_body(body.code, fuel, refuel)
+    first_defined = module.num_imported(0)
+    for n, body in enumerate(module.code):
+        params = len(module.function_type(first_defined + n).params)
+        local = params + sum(count for count, _ in body.locals)
+        body.locals = [*body.locals, (1, I64)]
+        body.code, injected = _meter_body(body.code, local, fuel, refuel)
         checks += injected
     module.touch(10)
     return MeteredModule(refuel, fuel, checks)
 
 
-def _meter_body(code: list[Instr], fuel: int, refuel: int) -> tuple[list[Instr], int]:
-    """``code`` with its checks; the number of checks."""
-    # Costs are known only once a loop (or the function) has been scanned, so
-    # the output gets a placeholder check per segment, filled in at the end.
-    out: list[Instr] = []
-    costs = [1]                # per segment: 0 is the function, then loops in order
-    slots = [0]                # where each segment's check starts in ``out``
-    open_segments = [0]        # segments being scanned, innermost last
-    kinds: list[bool] = []     # per open block: True if it is a loop
-    out.extend(_check(0, fuel, refuel))
+class _Charge:
+    """A placeholder in the output: the charge at the start of one straight-line run."""
+
+    __slots__ = ("cost", "check", "entry", "after_end")
+
+    def __init__(self, check: bool, entry: bool = False, after_end: bool = False) -> None:
+        self.cost = 1 if entry else 0  # a call costs one
+        self.check = check
+        self.entry = entry
+        #: the run starts after a block's end or a catch: where a caught exception lands
+        self.after_end = after_end
+
+
+_TRIES = frozenset((op.TRY, op.TRY_TABLE))
+_CALLS = frozenset((op.CALL, op.CALL_INDIRECT))
+_LEAVES = frozenset((op.RETURN, op.RETURN_CALL, op.RETURN_CALL_INDIRECT, op.THROW,
+                     op.RETHROW, op.THROW_REF))
+_BRANCHES = frozenset((op.BR, op.BR_IF, op.BR_TABLE))
+_RUN_ENDS = frozenset((op.BR, op.BR_IF, op.BR_TABLE, op.RETURN, op.UNREACHABLE,
+                       op.RETURN_CALL, op.RETURN_CALL_INDIRECT, op.THROW, op.RETHROW,
+                       op.THROW_REF, op.IF, op.ELSE, op.CATCH, op.CATCH_ALL))
+"""After these a new straight-line run starts."""
+
+
+def _meter_body(code: list[Instr], local: int, fuel: int,
+                refuel: int) -> tuple[list[Instr], int]:
+    """``code`` with its charges and checks (``local`` is the function's fuel copy)."""
+    out: list[Instr | _Charge] = []
+    charges: list[_Charge] = []
+
+    def run(check: bool, entry: bool = False, after_end: bool = False) -> _Charge:
+        charge = _Charge(check, entry, after_end)
+        charges.append(charge)
+        out.append(charge)
+        return charge
+
+    flush = (Instr(op.LOCAL_GET, local), Instr(op.GLOBAL_SET, fuel))
+    reload = (Instr(op.GLOBAL_GET, fuel), Instr(op.LOCAL_SET, local))
+    current = run(True, entry=True)
+    depth = 0  # open blocks inside the function body (its own label is depth 0's target)
     free = FREE_OPS
-    for instr in code:
+    last = len(code) - 1
+    for i, instr in enumerate(code):
         opcode = instr.op
-        out.append(instr)
         if opcode not in free:
-            costs[open_segments[-1]] += 1
+            current.cost += 1
+        # write the count back wherever control may leave the function
+        if opcode in _CALLS or opcode in _LEAVES or i == last:
+            out.extend(flush)
+        elif opcode in _BRANCHES and _leaves_function(instr, depth):
+            out.extend(flush)
+        out.append(instr)
+        if opcode in _CALLS:
+            out.extend(reload)  # the callee spent from the global
         if opcode == op.LOOP:
-            kinds.append(True)
-            open_segments.append(len(costs))
-            costs.append(0)
-            slots.append(len(out))
-            out.extend(_check(0, fuel, refuel))
+            depth += 1
+            current = run(True)
         elif opcode in _BLOCKS:
-            kinds.append(False)
-        elif opcode == op.END and kinds:
-            if kinds.pop():
-                open_segments.pop()
-        elif opcode == op.DELEGATE and kinds:
-            kinds.pop()  # ends a (legacy) try block, never a loop
-    for segment, start in enumerate(slots):
-        out[start + 1] = Instr(op.I64_CONST, costs[segment])
-    return out, len(slots)
+            depth += 1
+            if opcode == op.IF:
+                current = run(False)
+        elif opcode == op.END:
+            if depth:
+                depth -= 1
+                current = run(False, after_end=True)
+        elif opcode == op.DELEGATE:
+            depth -= 1  # ends a (legacy) try block
+            current = run(False, after_end=True)
+        elif opcode in _RUN_ENDS:
+            current = run(False, after_end=opcode in (op.CATCH, op.CATCH_ALL))
+    # With exception handling, a throw from a callee lands at a catch or after
+    # a try_table's label without passing the reload that follows a call: there
+    # the function keeps the global current after every charge and reads it
+    # back where a caught exception can land.
+    exceptions = any(instr.op in _TRIES for instr in code)
+    result: list[Instr] = []
+    checks = 0
+    for item in out:
+        if not isinstance(item, _Charge):
+            result.append(item)
+            continue
+        if exceptions and item.after_end:
+            result += reload
+        if item.check:
+            checks += 1
+            result += [Instr(op.GLOBAL_GET, fuel) if item.entry else Instr(op.LOCAL_GET, local),
+                       Instr(op.I64_CONST, item.cost), Instr(op.I64_SUB),
+                       Instr(op.LOCAL_TEE, local), Instr(op.I64_CONST, 0), Instr(op.I64_LT_S),
+                       Instr(op.IF, BLOCKTYPE_EMPTY), Instr(op.LOCAL_GET, local),
+                       Instr(op.CALL, refuel), Instr(op.LOCAL_SET, local), Instr(op.END)]
+        elif item.cost:
+            result += [Instr(op.LOCAL_GET, local), Instr(op.I64_CONST, item.cost),
+                       Instr(op.I64_SUB), Instr(op.LOCAL_SET, local)]
+        else:
+            continue
+        if exceptions:
+            result += flush
+    return result, checks
+
+
+def _leaves_function(instr: Instr, depth: int) -> bool:
+    """Whether a branch can target the function's own label (leaving the function)."""
+    if instr.op == op.BR_TABLE:
+        labels, default = instr.imm
+        return default >= depth or any(label >= depth for label in labels)
+    return bool(instr.imm >= depth)
 
 
 def cap_memory(module: Module, max_pages: int) -> int | None:
