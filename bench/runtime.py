@@ -28,6 +28,14 @@ Three cases, each next to its floor in plain Python (no wasm):
    (memory is not noisy).
    Target on wasmtime: 10,000 processes in under 2 GiB; on wasmer the
    ceiling reached and what stopped it is reported.
+   On wasmtime the idle case uses the dense configuration
+   (``Runtime.dense()``: 512 KiB thread stacks, engine with
+   ``memory_init_cow=False`` and a 224 KiB ``max_wasm_stack``), as a program
+   holding that many processes should: memory maps, not memory, are what
+   runs out (``vm.max_map_count``, 65,530 by default; 8 maps per process with
+   the defaults, which stop near 8,300; about 6.4 dense).  The output says which
+   configuration each engine's idle case used; ``--idle-config default``
+   measures the default one (``--stack-size``, ``--idle-wasmtime-config``).
 3. ``ping-pong``: the guest's ``ping(n)`` inherit-spawns ``pong(n)``, sends it
    its own handle, then ``n`` times sends 64 bytes and waits for the reply;
    ``pong`` reads each message (``read_data``) and sends the 64 bytes back.
@@ -50,16 +58,16 @@ moment (the plain-Python ping-pong floor has been seen anywhere from 10k to
 150k round trips/s on 2 CPUs): ``--cpus 0`` pins everything to one CPU,
 which measures CPU cost and makes runs comparable over time.
 
-``--stack-size`` sets the ``ThreadScheduler`` stack of every runtime here;
-``--idle-wasmtime-config memory_init_cow=False,...`` sets ``wasmtime.Config``
-attributes of the engine funk makes, in the ``idle`` child only (an
-experiment knob: it replaces funk's private engine factory before anything
-is compiled).  A stack smaller than wasmtime's ``max_wasm_stack`` (512 KiB)
-plus room for Python frames needs a smaller ``max_wasm_stack`` too, or a
-deeply recursing guest crashes Python with SIGSEGV instead of trapping::
+``--stack-size`` sets the ``ThreadScheduler`` stack of every runtime here
+except the dense one; ``--idle-wasmtime-config memory_init_cow=false,...``
+sets ``wasmtime.Config`` attributes of the engine (``funk.backends.wasmtime.
+configure``), in the ``idle`` child only, with ``--idle-config default``.  The
+runtime refuses a stack too small for the engine's ``max_wasm_stack`` (a
+deeply recursing guest would crash Python with SIGSEGV instead of trapping),
+so a smaller stack needs a smaller ``max_wasm_stack`` too::
 
-    python bench/runtime.py --stack-size 262144 \\
-        --idle-wasmtime-config memory_init_cow=false,max_wasm_stack=131072
+    python bench/runtime.py --idle-config default --stack-size 262144 \\
+        --idle-wasmtime-config memory_init_cow=false,max_wasm_stack=98304
 """
 
 from __future__ import annotations
@@ -84,7 +92,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lunatic_api import Ending, Runtime  # noqa: E402
 from lunatic_api.environment import LunaticModule  # noqa: E402
-from lunatic_api.scheduler import DEFAULT_STACK_SIZE, ThreadScheduler  # noqa: E402
+from lunatic_api.runtime import DENSE_WASMTIME_SETTINGS  # noqa: E402
+from lunatic_api.scheduler import DEFAULT_STACK_SIZE, DENSE_STACK_SIZE, ThreadScheduler  # noqa: E402
 
 ENGINES = ("wasmtime", "wasmer")
 FLOOR = "threads"
@@ -213,11 +222,12 @@ def max_map_count() -> int | None:
 
 
 class Engine:
-    """One runtime on one engine, with the guest module compiled."""
+    """One runtime on one engine, with the guest module compiled (``dense``:
+    ``Runtime.dense``, which ignores ``stack_size``)."""
 
-    def __init__(self, backend: str, stack_size: int) -> None:
-        self.runtime = Runtime(backend=backend,
-                               scheduler=ThreadScheduler(stack_size=stack_size))
+    def __init__(self, backend: str, stack_size: int, dense: bool = False) -> None:
+        self.runtime = (Runtime.dense(backend) if dense else
+                        Runtime(backend=backend, scheduler=ThreadScheduler(stack_size=stack_size)))
         self.module: LunaticModule = self.runtime.environment().add_module(GUEST, "bench")
 
     def run(self, function: str, n: int) -> float:
@@ -319,9 +329,7 @@ def measure_all(variants: dict[str, dict[str, Measure]],
 
 
 def _apply_wasmtime_config(spec: str) -> None:
-    """Make funk's wasmtime engine with extra ``Config`` attributes (``k=v,...``)."""
-    import wasmtime
-
+    """Configure funk's wasmtime engine with ``Config`` attributes (``k=v,...``)."""
     import funk.backends.wasmtime as funk_wasmtime
 
     settings: dict[str, Any] = {}
@@ -329,18 +337,23 @@ def _apply_wasmtime_config(spec: str) -> None:
         key, _, raw = item.partition("=")
         value: Any = {"true": True, "false": False}.get(raw.lower())
         settings[key] = value if value is not None else int(raw)
-    original = funk_wasmtime._make_engine
+    funk_wasmtime.configure(**settings)
 
-    def make() -> wasmtime.Engine:
-        config = wasmtime.Config()
-        config.memory_may_move = False  # funk relies on it
-        for key, value in settings.items():
-            setattr(config, key, value)
-        return wasmtime.Engine(config)
 
-    if not callable(original):
-        raise RuntimeError("funk.backends.wasmtime._make_engine is gone: update this knob")
-    funk_wasmtime._make_engine = make
+def dense_idle(variant: str, config: str) -> bool:
+    """Whether the idle case of ``variant`` runs the dense configuration."""
+    return variant == "wasmtime" and config == "dense"
+
+
+def describe_idle_config(variant: str, config: str, stack_size: int,
+                         wasmtime_config: str) -> str:
+    """One line: the runtime configuration of ``variant``'s idle case."""
+    if dense_idle(variant, config):
+        settings = ", ".join(f"{k}={v}" for k, v in DENSE_WASMTIME_SETTINGS.items())
+        return (f"dense (Runtime.dense: {DENSE_STACK_SIZE >> 10} KiB thread stacks, "
+                f"wasmtime {settings})")
+    extra = f", wasmtime {wasmtime_config}" if variant == "wasmtime" and wasmtime_config else ""
+    return f"default ({stack_size >> 10} KiB thread stacks{extra})"
 
 
 def _progress(held: int, rss0: int, maps0: int) -> None:
@@ -356,12 +369,13 @@ def _progress(held: int, rss0: int, maps0: int) -> None:
 
 
 def idle_child(variant: str, n: int, stack_size: int, wasmtime_config: str,
-               teardown: str) -> int:
+               teardown: str, config: str) -> int:
     """Hold ``n`` idle processes (or threads); print JSON lines: progress, held, torn down.
 
     Runs in a child Python process; the parent parses the lines.  ``teardown``
     ``serial`` kills and joins the processes one by one, then calls
-    ``rt.shutdown``; ``shutdown`` leaves it all to ``rt.shutdown``.
+    ``rt.shutdown``; ``shutdown`` leaves it all to ``rt.shutdown``.  ``config``
+    ``dense`` runs wasmtime with ``Runtime.dense()`` (``describe_idle_config``).
     """
     result: dict[str, Any] = {"variant": variant, "asked": n, "error": None}
     held: list[Any] = []
@@ -386,9 +400,10 @@ def idle_child(variant: str, n: int, stack_size: int, wasmtime_config: str,
         time.sleep(0.2)
         alive = sum(t.is_alive() for t in held)
     else:
-        if variant == "wasmtime" and wasmtime_config:
+        dense = dense_idle(variant, config)
+        if variant == "wasmtime" and wasmtime_config and not dense:
             _apply_wasmtime_config(wasmtime_config)
-        engine = Engine(variant, stack_size)
+        engine = Engine(variant, stack_size, dense)
         rt, module = engine.runtime, engine.module
         warm = rt.spawn(module, "idle")  # code paths, one pooled thread
         rt.send(warm, b"go")
@@ -444,10 +459,11 @@ def _crash_text(stderr: str) -> str:
 
 
 def run_idle(variant: str, n: int, stack_size: int, wasmtime_config: str,
-             teardown: str) -> dict[str, Any]:
+             teardown: str, config: str) -> dict[str, Any]:
     """Run ``idle_child`` in a child Python process; its results (or how it died)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--idle-child", variant,
-           "--idle", str(n), "--stack-size", str(stack_size), "--idle-teardown", teardown]
+           "--idle", str(n), "--stack-size", str(stack_size), "--idle-teardown", teardown,
+           "--idle-config", config]
     if wasmtime_config:
         cmd += ["--idle-wasmtime-config", wasmtime_config]
     try:
@@ -460,8 +476,10 @@ def run_idle(variant: str, n: int, stack_size: int, wasmtime_config: str,
     progress = [line for line in lines if "progress" in line]
     results = [line for line in lines if "progress" not in line]
     result: dict[str, Any] = {"variant": variant, "asked": n, "held": 0, "error": None}
+    if variant != FLOOR:
+        result["config"] = describe_idle_config(variant, config, stack_size, wasmtime_config)
     if results:
-        result = results[0]
+        result.update(results[0])
         if len(results) > 1:
             result.update(results[1])
     elif progress:  # died while spawning: what it had reached by then (maps: last read)
@@ -552,7 +570,7 @@ def report(engines: list[str], times: dict[str, dict[str, list[float]]],
              for case in ("spawn", "pingpong")}
 
     print(f"\n== Lunatic runtime on funk vs plain-Python threads ({rounds} rounds, medians; "
-          f"scheduler stack {stack_size >> 10} KiB; on CPUs "
+          f"scheduler stack {stack_size >> 10} KiB, idle configurations below; on CPUs "
           f"{','.join(map(str, sorted(os.sched_getaffinity(0))))} of {os.cpu_count()}, load "
           f"average {load:.1f} before the run) ==")
     row("metric", {c: c for c in cols}, "target")
@@ -585,6 +603,9 @@ def report(engines: list[str], times: dict[str, dict[str, list[float]]],
         {e: f"{ratio['pingpong'][e]:.2f}x" for e in engines})
 
     print()
+    for e in engines:
+        if idle[e].get("config"):
+            print(f"idle {e}: {idle[e]['config']}")
     stopped = False
     for c in cols:
         r = idle[c]
@@ -636,9 +657,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="idle processes to hold")
     parser.add_argument("--stack-size", type=int, default=DEFAULT_STACK_SIZE,
                         help="ThreadScheduler stack size in bytes (default: the scheduler's)")
+    parser.add_argument("--idle-config", choices=("dense", "default"), default="dense",
+                        help="idle case on wasmtime: Runtime.dense() (default), or the "
+                             "default configuration with --stack-size and "
+                             "--idle-wasmtime-config")
     parser.add_argument("--idle-wasmtime-config", default="",
-                        help="experiment: wasmtime.Config attributes for the idle case, "
-                             "e.g. memory_init_cow=false")
+                        help="experiment: wasmtime.Config attributes for the idle case with "
+                             "--idle-config default, e.g. memory_init_cow=false")
     parser.add_argument("--idle-teardown", choices=("serial", "shutdown"), default="serial",
                         help="idle case clean-up: kill+join one by one then rt.shutdown "
                              "(default), or rt.shutdown alone (kills all, then joins)")
@@ -653,7 +678,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.idle_child:
         return idle_child(args.idle_child, args.idle, args.stack_size,
-                          args.idle_wasmtime_config, args.idle_teardown)
+                          args.idle_wasmtime_config, args.idle_teardown, args.idle_config)
+    if args.idle_wasmtime_config and args.idle_config == "dense":
+        parser.error("--idle-wasmtime-config needs --idle-config default (dense sets the engine)")
     if args.cpus:
         os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
@@ -670,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load = os.getloadavg()[0]  # other work on the machine skews everything: say so
     idle = {v: run_idle(v, idle_n, args.stack_size, args.idle_wasmtime_config,
-                        args.idle_teardown) for v in [FLOOR] + engines}
+                        args.idle_teardown, args.idle_config) for v in [FLOOR] + engines}
 
     runtimes = {e: Engine(e, args.stack_size) for e in engines}
     variants: dict[str, dict[str, Measure]] = {

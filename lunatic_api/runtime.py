@@ -18,6 +18,9 @@
 Processes run concurrently on the runtime's ``Scheduler`` (by default one
 thread each, ``ThreadScheduler``).  Python drives them through ``Process``
 objects: ``send``, ``kill``, ``join``, and the registry of any environment.
+``Runtime.dense()`` is the configuration for holding many processes at once
+(10,000 idle ones on wasmtime): smaller thread stacks and a wasmtime engine
+that maps less per process.
 """
 
 from __future__ import annotations
@@ -33,16 +36,36 @@ from lunatic_api.environment import Config, Environment, LunaticModule
 from lunatic_api.messages import DataMessage
 from lunatic_api.native import NativeProcess
 from lunatic_api.process import Outcome, Process
-from lunatic_api.scheduler import Scheduler, ThreadScheduler
+from lunatic_api.scheduler import (
+    DENSE_STACK_SIZE,
+    HOST_STACK_MARGIN,
+    Scheduler,
+    ThreadScheduler,
+    max_wasm_stack_for,
+    min_stack_size,
+)
 from lunatic_api.spawn_params import Param, SpawnError
 from lunatic_api.spawning import WasmLauncher, outcome_of
 
-__all__ = ["Runtime", "SpawnError", "FailureHook"]
+__all__ = ["Runtime", "SpawnError", "FailureHook", "DENSE_WASMTIME_SETTINGS"]
 
 _SHUTDOWN_BATCH = 64
 
 FailureHook = Callable[[Process, Outcome], None]
 """Called (in the dying process's thread) when a process ends abnormally."""
+
+DENSE_WASMTIME_SETTINGS: dict[str, Any] = {
+    "memory_init_cow": False,
+    "max_wasm_stack": max_wasm_stack_for(DENSE_STACK_SIZE),
+}
+"""The wasmtime engine settings of the dense configuration (``Runtime.dense``).
+
+``memory_init_cow=False``: linear memory is plain anonymous memory, not a
+copy-on-write mapping of the module's data image (one memory map less per
+process; data segments are copied at instantiation instead, which only
+costs time for modules with large ones).  ``max_wasm_stack``: 224 KiB
+(wasmtime's default is 512 KiB), the most a ``DENSE_STACK_SIZE`` thread
+allows (``lunatic_api.scheduler.min_stack_size``)."""
 
 
 class Runtime:
@@ -58,6 +81,8 @@ class Runtime:
         funk.backends.get(backend)  # fail now, clearly, if the engine is missing
         self.backend = backend
         self.scheduler = scheduler if scheduler is not None else ThreadScheduler()
+        if backend == "wasmtime":
+            _check_stack(self.scheduler)
         self.on_failure = on_failure
         self._launcher = WasmLauncher(self)
         self._lock = threading.Lock()
@@ -65,6 +90,43 @@ class Runtime:
         self._default: Environment | None = None
         #: the first process started (the ``lunatic`` command's main process)
         self.first: Process | None = None
+
+    @classmethod
+    def dense(cls, backend: str = funk.DEFAULT_BACKEND, on_failure: FailureHook | None = None,
+              **scheduler_options: Any) -> Runtime:
+        """A runtime set up to hold many processes at once: the dense configuration.
+
+        What runs out first with thousands of idle processes is the kernel's
+        limit on memory maps per process (``vm.max_map_count``, 65,530 by
+        default), not memory: a wasmtime process costs 8 maps by default (its
+        thread's stack and guard, wasmtime's signal stack and guard, four for
+        its linear memory).  Here process threads get ``DENSE_STACK_SIZE``
+        (512 KiB) stacks and, on wasmtime, the engine gets
+        ``DENSE_WASMTIME_SETTINGS`` (no copy-on-write memory image, a 224 KiB
+        ``max_wasm_stack`` that such a stack holds safely): about 6.4 maps per
+        idle process, so 10,000 fit.  ``scheduler_options`` go to the
+        ``ThreadScheduler`` (``idle_timeout``, ``max_idle``).
+
+        The wasmtime engine is one per Python process, made when first
+        needed: call this before anything is compiled for wasmtime (else
+        ``RuntimeError``, unless the engine already has these settings);
+        runtimes made later share the settings.  Costs: wasm recursing past
+        224 KiB of native stack traps (it would at 512 KiB by default);
+        native processes (``spawn_native``) get 512 KiB stacks too, where
+        Python code recursing some hundreds of levels through C functions
+        (``sorted`` with a key that recurses, say) can crash the interpreter
+        before ``RecursionError``.
+        """
+        funk.backends.get(backend)
+        if backend == "wasmtime":
+            from funk.backends import wasmtime as engine
+
+            try:
+                engine.configure(**DENSE_WASMTIME_SETTINGS)
+            except RuntimeError as exc:
+                raise RuntimeError(f"Runtime.dense: {exc}") from None
+        return cls(backend, ThreadScheduler(stack_size=DENSE_STACK_SIZE, **scheduler_options),
+                   on_failure)
 
     # -- environments -----------------------------------------------------------
 
@@ -187,3 +249,31 @@ class Runtime:
         self.scheduler.shutdown()
         return stuck
 
+
+def _check_stack(scheduler: Scheduler) -> None:
+    """Refuse process threads with less stack than wasmtime's wasm stack limit needs.
+
+    Below ``min_stack_size(max_wasm_stack)``, a guest recursing deeply (or
+    spawning from deep down) overflows the thread's stack in native code
+    instead of trapping: the interpreter dies of SIGSEGV.  The engine is
+    made here if it was not yet, so its settings (the limit checked) can no
+    longer change.
+    """
+    stack = getattr(scheduler, "stack_size", None)
+    if not stack:
+        return  # the platform's default (RLIMIT_STACK, usually 8 MiB, on Linux)
+    from funk.backends import wasmtime as engine
+
+    engine.engine()
+    limit = engine.max_wasm_stack()
+    need = min_stack_size(limit)
+    if stack < need:
+        raise ValueError(
+            f"the scheduler's thread stack of {stack} bytes is too small for wasmtime's "
+            f"max_wasm_stack of {limit} bytes: a guest recursing deeply would crash the "
+            f"interpreter (SIGSEGV) instead of trapping. A process thread needs at least "
+            f"{need} bytes (2 x max_wasm_stack + {HOST_STACK_MARGIN} for host calls): give "
+            f"the scheduler stack_size >= {need}, or configure max_wasm_stack <= "
+            f"{max_wasm_stack_for(stack)} with funk.backends.wasmtime.configure("
+            f"max_wasm_stack=...) before anything is compiled for wasmtime "
+            f"(Runtime.dense() sets up a safe pair)")

@@ -21,17 +21,70 @@ import queue
 import threading
 from collections.abc import Callable
 
-__all__ = ["Scheduler", "ThreadScheduler", "DEFAULT_STACK_SIZE"]
+__all__ = [
+    "Scheduler", "ThreadScheduler", "DEFAULT_STACK_SIZE", "DENSE_STACK_SIZE",
+    "HOST_STACK_MARGIN", "min_stack_size", "max_wasm_stack_for",
+]
 
 DEFAULT_STACK_SIZE = 2 << 20
-"""Stack per process thread: wasm may use up to 512 KiB of it (wasmtime's default
-``max_wasm_stack``) plus the Python frames of host calls; unused pages cost no memory."""
+"""Stack per process thread: room for two wasm stacks of wasmtime's default
+``max_wasm_stack`` (512 KiB) plus host calls (``min_stack_size``); unused pages cost no
+memory."""
+
+DENSE_STACK_SIZE = 512 << 10
+"""Stack per process thread in the dense configuration (``Runtime.dense``).
+
+Memory is not what limits how many processes fit: untouched stack pages cost
+nothing.  Memory *maps* are (the kernel's ``vm.max_map_count``, 65,530 by
+default): with smaller stacks, consecutive linear memories mostly land next to
+each other, so the kernel merges the guard region before one with the
+reservation after the next (with ``memory_init_cow=False``: about 6.4 maps per
+idle wasmtime process instead of 7 with 2 MiB stacks).  It needs a smaller
+``max_wasm_stack`` (``max_wasm_stack_for``)."""
+
+HOST_STACK_MARGIN = 64 << 10
+"""Native stack a process thread needs besides its wasm stacks (``min_stack_size``).
+
+Measured on wasmtime (x86-64, CPython 3.10), as the deepest page touched on the
+thread's stack: 12 KiB above the wasm stack for the thread's own frames (the
+thread's TLS, the pooled worker, ``_execute``, the export call), and 24 KiB in
+all above the two wasm stacks for the deepest path found: a guest at its
+``max_wasm_stack`` calling ``inherit_spawn`` of a child whose start function
+recurses to its own limit (calling a host function at every level, or
+trapping there).  Other host calls at the limit (DNS resolution, WASI writes,
+a host trap) need at most 8 KiB above the wasm stack.  64 KiB leaves 2.5x the
+worst measured."""
+
+
+def min_stack_size(max_wasm_stack: int) -> int:
+    """The smallest safe process-thread stack when wasm may use ``max_wasm_stack``
+    bytes of it (wasmtime's limit; past it, wasm traps cleanly).
+
+    A thread holds at most two wasm stacks at once: its process's, and, while
+    that process spawns on wasmtime, the child's start function, which runs
+    in the spawner's thread with a fresh ``max_wasm_stack`` budget
+    (``lunatic_api.spawning`` never nests deeper); plus ``HOST_STACK_MARGIN``
+    for the host frames between and above them.  A thread short of this can
+    overflow its stack in native code: the interpreter dies of SIGSEGV.
+    """
+    return 2 * max_wasm_stack + HOST_STACK_MARGIN
+
+
+def max_wasm_stack_for(stack_size: int) -> int:
+    """The largest ``max_wasm_stack`` (a multiple of 4 KiB) safe on threads with
+    ``stack_size`` bytes of stack; 0 if none is."""
+    return max(0, (stack_size - HOST_STACK_MARGIN) // 2) & ~0xFFF
 
 Body = Callable[[], None]
 
 
 class Scheduler(abc.ABC):
     """Runs process bodies concurrently."""
+
+    #: bytes of native stack of the threads that run bodies, when the scheduler
+    #: decides it (``None`` or 0: the platform's default); ``Runtime`` checks it
+    #: against the engine's wasm stack limit
+    stack_size: int | None = None
 
     @abc.abstractmethod
     def start(self, body: Body, name: str) -> None:
@@ -59,11 +112,15 @@ class _Worker:
 class ThreadScheduler(Scheduler):
     """One OS thread per running process, from a pool of reusable threads.
 
-    ``stack_size`` is each thread's stack; ``idle_timeout`` how long (seconds)
+    ``stack_size`` is each thread's stack (0: the platform's default; on
+    wasmtime at least ``min_stack_size`` of the engine's ``max_wasm_stack``,
+    which ``Runtime`` checks); ``idle_timeout`` how long (seconds)
     a thread without a process waits for one before it ends; ``max_idle`` how
     many idle threads are kept at most.  Threads are daemons: a program that
     ends does not wait for processes still running (Lunatic abandons them).
     """
+
+    stack_size: int
 
     def __init__(self, stack_size: int = DEFAULT_STACK_SIZE, idle_timeout: float = 10.0,
                  max_idle: int = 256) -> None:

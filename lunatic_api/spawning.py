@@ -128,6 +128,15 @@ class _Setup:
         self.instance = self.entry = None
 
 
+class _Instantiating(threading.local):
+    #: instantiations (start functions) running on this thread; a class
+    #: attribute, so every thread starts at 0
+    depth = 0
+
+
+_instantiating = _Instantiating()
+
+
 class WasmLauncher:
     """Spawns wasm processes for one runtime.
 
@@ -135,6 +144,13 @@ class WasmLauncher:
     spawner instantiates and hands the ready instance to the scheduler: no
     round trip between threads.  On wasmer the child's thread instantiates
     and reports back through a handshake.
+
+    The child's start function then runs on the spawner's native stack, on
+    top of the spawner's own wasm frames, with a wasm stack budget of its
+    own.  So that a thread never holds more than two such budgets (what
+    ``scheduler.min_stack_size`` provides for), a spawn made while this
+    thread is already instantiating (from a start function) instantiates in
+    the child's thread, through the handshake, as on wasmer.
     """
 
     def __init__(self, runtime: Runtime) -> None:
@@ -150,7 +166,7 @@ class WasmLauncher:
         """
         process = Process(module.environment, name=function)
         name = f"lunatic {function}"
-        if not module.compiled.thread_bound:
+        if not module.compiled.thread_bound and not _instantiating.depth:
             try:
                 setup = self._setup(process, module, function)
             except BaseException as exc:  # noqa: B902 - reported as a SpawnError
@@ -194,7 +210,11 @@ class WasmLauncher:
                           yield_gil=module.compiled.backend.holds_gil)
             hosts: list[Any] = [ErrorApi(context), MessageApi(context), ProcessApi(context),
                                 NetworkingApi(context), setup.wasi, meter]
-            setup.instance = module.compiled.instantiate(hosts, module.environment.allow)
+            _instantiating.depth += 1
+            try:
+                setup.instance = module.compiled.instantiate(hosts, module.environment.allow)
+            finally:
+                _instantiating.depth -= 1
             entry = setup.instance.exports.get(function)
             if not isinstance(entry, ExportFunction):
                 detail = "" if entry is None else f" (the export {function} is not a function)"

@@ -13,7 +13,11 @@
   "last exception" (unsafe with threads): the wrapper records the exception
   on its ``Caller`` and returns a trap carrying only the message.
 * The engine is configured with ``memory_may_move = False`` so a cached view
-  of linear memory stays valid while it grows (see ``funk.memory``).
+  of linear memory stays valid while it grows (see ``funk.memory``).  It is
+  made once per Python process, when first needed; ``configure`` sets other
+  ``wasmtime.Config`` attributes before that (e.g. ``memory_init_cow`` and
+  ``max_wasm_stack`` for many small processes, see ``lunatic_api.runtime``),
+  ``max_wasm_stack()`` tells the wasm stack limit in force.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
+from wasmtime._extern import wrap_extern
 
 from funk.backends.base import Backend, CompiledModule
 from funk.errors import CompileError, LinkError, Trap
@@ -35,7 +40,10 @@ from funk.linking import ImportSpec, LinkPlan
 from funk.memory import GuestMemory, MissingMemory
 from funk.traps import _cap, frame_text, wasmtime_message
 
-__all__ = ["BACKEND", "WasmtimeBackend", "engine", "_tls", "_trap"]
+__all__ = [
+    "BACKEND", "WasmtimeBackend", "engine", "configure", "settings", "max_wasm_stack",
+    "engine_created", "DEFAULT_MAX_WASM_STACK", "MAX_WASM_STACK_LIMIT", "_tls", "_trap",
+]
 
 
 class _CallerSlot(threading.local):
@@ -62,19 +70,105 @@ def _trap(message: str) -> int:
     return ctypes.cast(ptr, ctypes.c_void_p).value or 0
 
 
+DEFAULT_MAX_WASM_STACK = 512 << 10
+"""wasmtime's ``max_wasm_stack`` when not configured: native stack wasm code may use."""
+
+MAX_WASM_STACK_LIMIT = 2 << 20
+"""The largest ``max_wasm_stack`` wasmtime accepts (its ``async_stack_size``, which
+wasmtime-py cannot change); a bigger one aborts the interpreter when the engine is made."""
+
+#: funk's own settings: linear memory never moves while growing, so views of it stay valid
+_FUNK_SETTINGS: dict[str, Any] = {"memory_may_move": False}
+
+_settings: dict[str, Any] = dict(_FUNK_SETTINGS)
+_engine: wasmtime.Engine | None = None
+_engine_lock = threading.Lock()
+_UNSET = object()
+
+
+def _settable(name: str) -> bool:
+    attr = getattr(wasmtime.Config, name, None)
+    return not name.startswith("_") and isinstance(attr, property) and attr.fset is not None
+
+
+def configure(**settings: Any) -> None:
+    """Set attributes of the ``wasmtime.Config`` the process-wide engine is made with.
+
+    Keywords are ``wasmtime.Config`` attribute names, e.g.
+    ``configure(memory_init_cow=False, max_wasm_stack=192 << 10)``.  Calls add
+    up (a later value for the same name wins).  The engine is made on first
+    use (the first module compiled for wasmtime): configure before that.
+    Once it exists, configuring again is accepted only when it changes
+    nothing; anything else raises ``RuntimeError`` (the engine cannot change,
+    and modules compiled by it are bound to it).
+
+    Raises ``ValueError`` for an unknown name, a bad value, or
+    ``memory_may_move=True`` (funk keeps views of linear memory, which must
+    not move).  ``max_wasm_stack`` must be in 1 .. ``MAX_WASM_STACK_LIMIT``:
+    wasmtime aborts the whole process on an engine config it rejects, so that
+    one is checked here; other combinations wasmtime rejects are not known
+    to funk.
+    """
+    global _settings
+    for name, value in settings.items():
+        if not _settable(name):
+            raise ValueError(f"wasmtime.Config has no setting {name!r}")
+        if name in _FUNK_SETTINGS and value != _FUNK_SETTINGS[name]:
+            raise ValueError(f"{name}={value!r} is not supported: funk needs "
+                             f"{name}={_FUNK_SETTINGS[name]!r}")
+        if name == "max_wasm_stack" and (isinstance(value, bool) or not isinstance(value, int)
+                                         or not 0 < value <= MAX_WASM_STACK_LIMIT):
+            raise ValueError(f"max_wasm_stack must be an int in 1 .. {MAX_WASM_STACK_LIMIT} "
+                             f"bytes, not {value!r}")
+    trial = wasmtime.Config()
+    for name, value in settings.items():
+        try:
+            setattr(trial, name, value)
+        except (TypeError, ValueError, wasmtime.WasmtimeError) as exc:
+            raise ValueError(f"wasmtime.Config.{name} = {value!r}: {exc}") from None
+    with _engine_lock:
+        merged = {**_settings, **settings}
+        if _engine is not None and merged != _settings:
+            changed = ", ".join(f"{k}={v!r}" for k, v in settings.items()
+                                if _settings.get(k, _UNSET) != v)
+            raise RuntimeError(
+                f"the wasmtime engine already exists (settings {_describe(_settings)}); "
+                f"it cannot take {changed}: call funk.backends.wasmtime.configure before "
+                "anything is compiled for wasmtime")
+        _settings = merged
+
+
+def _describe(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in settings.items())
+
+
+def settings() -> dict[str, Any]:
+    """The ``wasmtime.Config`` attributes the engine is (or will be) made with, besides
+    wasmtime's defaults."""
+    with _engine_lock:
+        return dict(_settings)
+
+
+def max_wasm_stack() -> int:
+    """Bytes of native stack wasm may use before it traps (``DEFAULT_MAX_WASM_STACK``
+    unless configured)."""
+    return int(settings().get("max_wasm_stack", DEFAULT_MAX_WASM_STACK))
+
+
+def engine_created() -> bool:
+    """Whether the engine exists (so ``configure`` can no longer change it)."""
+    return _engine is not None
+
+
 def _make_engine() -> wasmtime.Engine:
     config = wasmtime.Config()
-    # Linear memory never moves while growing, so views of it stay valid.
-    config.memory_may_move = False
+    for name, value in _settings.items():
+        setattr(config, name, value)
     return wasmtime.Engine(config)
 
 
-_engine: wasmtime.Engine | None = None
-_engine_lock = threading.Lock()
-
-
 def engine() -> wasmtime.Engine:
-    """The process-wide wasmtime engine funk compiles with."""
+    """The process-wide wasmtime engine funk compiles with (made on first use)."""
     global _engine
     if _engine is None:
         with _engine_lock:
@@ -138,6 +232,10 @@ class WasmtimeModule(CompiledModule):
                 imports.append(ImportSpec(imp.module, imp.name or "", kind))
         self.imports = tuple(imports)
         self.exports = tuple(e.name for e in self.module.exports)
+        #: (params, results) of each function export, known once per module
+        self.export_signatures = {
+            e.name: (_valtypes(e.type.params), _valtypes(e.type.results))
+            for e in self.module.exports if isinstance(e.type, wasmtime.FuncType)}
 
     def _prepare(self, plan: LinkPlan) -> _Prepared:
         linker = wasmtime.Linker(engine())
@@ -238,7 +336,13 @@ class WasmtimeExport(ExportFunction):
 
 
 class WasmtimeInstance(Instance):
-    """An instance living in its own wasmtime store."""
+    """An instance living in its own wasmtime store.
+
+    Exports are looked up one by one through ``wasmtime_instance_export_get``
+    when first used: wasmtime-py's ``Instance.exports()`` wraps every export
+    of the module in Python objects, which was a quarter of the cost of
+    spawning a Lunatic process (which needs the memory and one function).
+    """
 
     backend = "wasmtime"
 
@@ -248,18 +352,25 @@ class WasmtimeInstance(Instance):
         self.module = module
         self._store: wasmtime.Store | None = store
         self._instance = instance
-        self._externs = instance.exports(store)
-        memory = self._externs.get("memory")
-        if isinstance(memory, wasmtime.Memory):
-            caller.memory = self._guest_memory(memory)
+        memory = self._extern("memory")
+        if memory is not None and memory.kind == ffi.WASMTIME_EXTERN_MEMORY.value:
+            caller.memory = self._guest_memory(memory.of.memory)
         else:
             caller.memory = MissingMemory()
         self._export_names = module.exports
-        self._parts: dict[str, Any] = {}
 
-    def _guest_memory(self, memory: wasmtime.Memory) -> GuestMemory:
+    def _extern(self, name: str) -> Any:
+        """The raw ``wasmtime_extern_t`` exported as ``name``, or None."""
+        assert self._store is not None
+        item = ffi.wasmtime_extern_t()
+        data = name.encode("utf-8")
+        found = ffi.wasmtime_instance_export_get(self._store._context(),
+                                                 byref(self._instance._instance),
+                                                 data, len(data), byref(item))
+        return item if found else None
+
+    def _guest_memory(self, raw: Any) -> GuestMemory:
         context = self._store._context() if self._store else None
-        raw = memory._memory
 
         def fetch() -> tuple[memoryview, int]:
             base = ffi.wasmtime_memory_data(context, byref(raw))
@@ -272,24 +383,21 @@ class WasmtimeInstance(Instance):
     def _export(self, name: str) -> Any:
         if self._store is None:
             raise Trap("the instance is closed")
-        parts = self._parts.get(name)
-        if parts is not None:  # type already known: an export object is cheap
-            return WasmtimeExport(self, name, *parts)
-        item = self._externs[name]
-        if isinstance(item, wasmtime.Func):
-            ty = item.type(self._store)
-            parts = self._parts[name] = (item._func, _valtypes(ty.params), _valtypes(ty.results))
-            return WasmtimeExport(self, name, *parts)
-        if isinstance(item, wasmtime.Memory):
+        item = self._extern(name)
+        if item is None:
+            raise KeyError(name)
+        if item.kind == ffi.WASMTIME_EXTERN_FUNC.value:
+            params, results = self.module.export_signatures[name]
+            return WasmtimeExport(self, name, item.of.func, params, results)
+        if item.kind == ffi.WASMTIME_EXTERN_MEMORY.value:
             if name == "memory":
                 return self.caller.memory
-            return self._guest_memory(item)
-        return item
+            return self._guest_memory(item.of.memory)
+        return wrap_extern(item)
 
     def close(self) -> None:
         super().close()
         self._store = None
-        self._externs = None  # type: ignore[assignment]
 
 
 class WasmtimeBackend(Backend):
