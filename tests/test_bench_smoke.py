@@ -17,13 +17,19 @@ from tests.conftest import selected_backends
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_quick(bench: str, engines: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """``bench/BENCH.py --quick`` on ``engines``; it must exit 0."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / f"{bench}.py"), "--quick",
+         "--engines", ",".join(engines)],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
 def test_wasi_bench_quick() -> None:
     engines = selected_backends()
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "wasi.py"), "--quick",
-         "--engines", ",".join(engines)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    proc = run_quick("wasi", engines, timeout=300)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("ratio ")]
     assert [line.split()[1] for line in lines] == ["fd_write", "copy", "graphviz"], proc.stdout
     for line in lines:
@@ -34,11 +40,7 @@ def test_wasi_bench_quick() -> None:
 def test_runtime_bench_quick() -> None:
     """``bench/runtime.py --quick``: spawn, idle and ping-pong rows, one verdict per target."""
     engines = selected_backends()
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "runtime.py"), "--quick",
-         "--engines", ",".join(engines)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    proc = run_quick("runtime", engines, timeout=120)
     lines = proc.stdout.splitlines()
     header = next(line for line in lines if line.startswith("metric "))
     assert header.split()[1:1 + 1 + len(engines)] == ["threads", *engines], header
@@ -69,11 +71,7 @@ def test_limits_bench_quick() -> None:
     (it stops with an error otherwise) and that killed spinners end ``KILLED``.
     """
     engines = selected_backends()
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "limits.py"), "--quick",
-         "--engines", ",".join(engines)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    proc = run_quick("limits", engines, timeout=120)
     lines = proc.stdout.splitlines()
     header = next(line for line in lines if line.startswith("metric "))
     assert header.split()[1:1 + len(engines)] == engines, header

@@ -26,7 +26,7 @@ import wasmtime
 import funk
 from examples.graphviz_svg import GraphvizRenderer, graphviz_wasm_path
 from funk.types import i32, i64
-from tests.test_wasm_rewriter_roundtrip import ACCEPTS, fixture_bytes
+from tests.test_wasm_rewriter_roundtrip import ACCEPTS, fixture_bytes, read_uleb
 from wasm_rewriter import FuncType, Global, GlobalType, Instr, Module, opcodes
 
 I32, I64, F64 = 0x7F, 0x7E, 0x7C
@@ -148,17 +148,6 @@ def global_names(m: Module) -> dict[int, str]:
 
 def shifted(mapping: dict[int, Any], threshold: int, by: int = 1) -> dict[int, Any]:
     return {(i + by if i >= threshold else i): v for i, v in mapping.items()}
-
-
-def read_uleb(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return result, pos
 
 
 def section_ids(data: bytes) -> list[int]:
