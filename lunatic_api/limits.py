@@ -158,8 +158,10 @@ class Meter:
         else:
             remaining = self.limit - self.used
             if remaining < 0:
+                # function="": the trap is the guest's, not a host function's
+                # failure, so nothing names the injected ``refuel`` in front of it
                 raise Trap(f"{OUT_OF_FUEL}: the process used its max_fuel of "
-                           f"{self.max_fuel} units ({self.limit:,} fuel)")
+                           f"{self.max_fuel} units ({self.limit:,} fuel)", function="")
             grant = min(self.slice, remaining)
         if self.yield_gil:
             # wasmer runs wasm holding the interpreter lock: this is the only

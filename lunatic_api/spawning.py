@@ -19,7 +19,7 @@ from funk.errors import FunkError, LinkError, Trap
 from funk.instance import ExportFunction, Instance
 from lunatic_api.context import ProcessContext
 from lunatic_api.error_api import ErrorApi
-from lunatic_api.limits import METER_NAMESPACE, Meter
+from lunatic_api.limits import Meter
 from lunatic_api.message_api import MessageApi
 from lunatic_api.networking_api import NetworkingApi
 from lunatic_api.process import Ending, Outcome, Process, ProcessKilled
@@ -61,8 +61,7 @@ def outcome_of(exc: BaseException | None) -> Outcome:
         return Outcome(Ending.FAILED, f"proc_exit({exc.code})", exit_code=exc.code, error=exc)
     if isinstance(exc, Trap):
         text = str(exc)
-        if (exc.function and not text.startswith(exc.function)
-                and not exc.function.startswith(METER_NAMESPACE)):  # fuel: says so itself
+        if exc.function and not text.startswith(exc.function):
             text = f"{exc.function}: {text}"  # name the host function that trapped
         return Outcome(Ending.FAILED, text, error=exc)
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
