@@ -12,9 +12,34 @@ starts by subtracting its instruction count from the local.  At a function
 entry and at each loop header the subtraction is followed by the check::
 
     local.get $f  i64.const COST  i64.sub  local.tee $f  i64.const 0  i64.lt_s
-    if  local.get $f  call $refuel  local.set $f  end
+    if  (local.get $x  global.set $save_x)*
+        local.get $f  global.set $fuel  call $step  global.get $fuel  local.set $f
+        (global.get $save_x  local.set $x)*
+    end
 
-(at the entry the count starts from ``global.get $fuel``).  Instructions are
+(at the entry the count starts from ``global.get $fuel`` and nothing is
+saved).  ``$step``, a function the pass adds, is ``global.set $fuel (call
+$refuel (global.get $fuel))``.  The rarely taken ``if`` has this shape so
+that the engines' register allocators keep a tight loop in registers:
+
+* the fuel local reaches ``refuel`` through the global, never as a call's
+  argument or result: a value tied to the argument register in one place and
+  to the result register in another is spilled by wasmtime's allocator, a
+  store and a load of the fuel on every iteration of every loop (the sieve
+  of ``bench/limits.py`` ran 2.1x slower than the original, 1.15x now);
+* a call clobbers the caller-saved registers (the float ones all are), so
+  whatever is live across it must sit in one of five callee-saved registers
+  or on the stack, and the allocators (wasmer's older one most) then spill
+  loop variables the original kept in registers.  Every local the loop
+  reads or writes is therefore stored to a global before the call and read
+  back after it: none is live across the call any more, for a few stores
+  and loads on a path taken once per slice.  The ``$save_*`` globals are
+  shared by all checks (one per value type and position); ``v128`` and
+  reference locals stay as they are, and so do all of a loop's locals when
+  it touches more than ``MAX_SAVED``.  So ``refuel`` must not call back into
+  the instance (a check there would overwrite them).
+
+Instructions are
 counted as wasmtime's fuel counts them: one each, plus one per function
 call; ``nop``, ``drop``, ``block``, ``loop``, ``end``, ``else``,
 ``unreachable`` and ``return`` are free.  Since a run is charged when it
@@ -46,10 +71,10 @@ from wasm_rewriter.instructions import BLOCKTYPE_EMPTY, Instr
 from wasm_rewriter.module import Module
 from wasm_rewriter.sections import FuncType, GlobalType, Limits
 
-__all__ = ["FREE_OPS", "MeteredModule", "meter_fuel", "cap_memory", "PAGE_SIZE",
+__all__ = ["FREE_OPS", "MAX_SAVED", "MeteredModule", "meter_fuel", "cap_memory", "PAGE_SIZE",
            "MAX_PAGES"]
 
-I64 = 0x7E
+I32, I64, F32, F64 = 0x7F, 0x7E, 0x7D, 0x7C
 PAGE_SIZE = 65536
 MAX_PAGES = 65536
 """Pages of a 32-bit memory: 4 GiB."""
@@ -61,6 +86,18 @@ FREE_OPS = frozenset((op.NOP, op.DROP, op.BLOCK, op.LOOP, op.END, op.ELSE, op.UN
                       op.RETURN))
 """Instructions that cost no fuel (as in wasmtime)."""
 
+MAX_SAVED = 16
+"""A loop touching more locals than this saves none around its check's call.
+
+Each save is code in every such check, and on wasmer a register for the
+global's address all through the function: on ``graphviz.wasm`` (~0.9 MB)
+saving every loop's locals made wasmer compile the metered module ~4x
+slower than the original, with this cap ~2x (~1.5x with no saves at all)."""
+
+_ZERO = {I32: Instr(op.I32_CONST, 0), I64: Instr(op.I64_CONST, 0),
+         F32: Instr(op.F32_CONST, bytes(4)), F64: Instr(op.F64_CONST, bytes(8))}
+"""The value types a check saves around its call, with their initialisers."""
+
 
 @dataclass(frozen=True)
 class MeteredModule:
@@ -69,6 +106,7 @@ class MeteredModule:
     refuel_function: int  #: index of the imported ``refuel`` function
     fuel_global: int      #: index of the global holding the slice's fuel left
     checks: int           #: how many checks were injected
+    step_function: int    #: index of the defined function that calls ``refuel``
 
 
 def meter_fuel(module: Module, import_module: str, import_name: str) -> MeteredModule:
@@ -87,20 +125,56 @@ def meter_fuel(module: Module, import_module: str, import_name: str) -> MeteredM
     fuel = module.add_global(GlobalType(I64, True), [Instr(op.I64_CONST, 0), Instr(op.END)])
     checks = 0
     first_defined = module.num_imported(0)
-    for n, body in enumerate(module.code):
-        params = len(module.function_type(first_defined + n).params)
-        local = params + sum(count for count, _ in body.locals)
+    defined = len(module.code)
+    # appended after the module's own functions, so it is not metered itself
+    step = first_defined + defined
+    slots = _SaveSlots(module)
+    for n, body in enumerate(module.code[:defined]):
+        params = module.function_type(first_defined + n).params
+        types = [*params, *(t for count, t in body.locals for _ in range(count))]
+        local = len(types)
         body.locals = [*body.locals, (1, I64)]
-        body.code, injected = _meter_body(body.code, local, fuel, refuel)
+        body.code, injected = _meter_body(body.code, local, fuel, step, types, slots)
         checks += injected
+    added = module.add_function(module.add_type(FuncType((), ())), [], [
+        Instr(op.GLOBAL_GET, fuel), Instr(op.CALL, refuel), Instr(op.GLOBAL_SET, fuel),
+        Instr(op.END)])
+    assert added == step
     module.touch(10)
-    return MeteredModule(refuel, fuel, checks)
+    return MeteredModule(refuel, fuel, checks, step)
+
+
+class _SaveSlots:
+    """The globals a check stores the loop's locals in around its call, added as needed."""
+
+    def __init__(self, module: Module) -> None:
+        self.module = module
+        self.by_type: dict[int, list[int]] = {}
+
+    def get(self, value_type: int, position: int) -> int:
+        """The global for the ``position``-th saved local of ``value_type`` in one check."""
+        slots = self.by_type.setdefault(value_type, [])
+        while len(slots) <= position:
+            slots.append(self.module.add_global(GlobalType(value_type, True),
+                                                [_ZERO[value_type], Instr(op.END)]))
+        return slots[position]
+
+    def save(self, local_ids: list[int], types: list[int]) -> list[tuple[int, int]]:
+        """(local, global) for each of ``local_ids`` of a type that can be saved."""
+        out: list[tuple[int, int]] = []
+        counts: dict[int, int] = {}
+        for x in local_ids:
+            t = types[x]
+            if t in _ZERO:
+                out.append((x, self.get(t, counts.get(t, 0))))
+                counts[t] = counts.get(t, 0) + 1
+        return out
 
 
 class _Charge:
     """A placeholder in the output: the charge at the start of one straight-line run."""
 
-    __slots__ = ("cost", "check", "entry", "after_end")
+    __slots__ = ("cost", "check", "entry", "after_end", "save")
 
     def __init__(self, check: bool, entry: bool = False, after_end: bool = False) -> None:
         self.cost = 1 if entry else 0  # a call costs one
@@ -108,6 +182,8 @@ class _Charge:
         self.entry = entry
         #: the run starts after a block's end or a catch: where a caught exception lands
         self.after_end = after_end
+        #: (local, global): what the check stores before its call and reads back after
+        self.save: list[tuple[int, int]] = []
 
 
 _TRIES = frozenset((op.TRY, op.TRY_TABLE))
@@ -121,9 +197,15 @@ _RUN_ENDS = frozenset((op.BR, op.BR_IF, op.BR_TABLE, op.RETURN, op.UNREACHABLE,
 """After these a new straight-line run starts."""
 
 
-def _meter_body(code: list[Instr], local: int, fuel: int,
-                refuel: int) -> tuple[list[Instr], int]:
-    """``code`` with its charges and checks (``local`` is the function's fuel copy)."""
+def _meter_body(code: list[Instr], local: int, fuel: int, step: int, types: list[int],
+                slots: _SaveSlots) -> tuple[list[Instr], int]:
+    """``code`` with its charges and checks.
+
+    ``local`` is the function's fuel copy, ``step`` the function that calls
+    ``refuel``, ``types`` the value types of the function's own locals
+    (parameters first), ``slots`` where checks save them.
+    """
+    loop_locals = _loop_locals(code)
     out: list[Instr | _Charge] = []
     charges: list[_Charge] = []
 
@@ -154,6 +236,9 @@ def _meter_body(code: list[Instr], local: int, fuel: int,
         if opcode == op.LOOP:
             depth += 1
             current = run(True)
+            touched = loop_locals[i]
+            if len(touched) <= MAX_SAVED:
+                current.save = slots.save(touched, types)
         elif opcode in _BLOCKS:
             depth += 1
             if opcode == op.IF:
@@ -185,8 +270,13 @@ def _meter_body(code: list[Instr], local: int, fuel: int,
             result += [Instr(op.GLOBAL_GET, fuel) if item.entry else Instr(op.LOCAL_GET, local),
                        Instr(op.I64_CONST, item.cost), Instr(op.I64_SUB),
                        Instr(op.LOCAL_TEE, local), Instr(op.I64_CONST, 0), Instr(op.I64_LT_S),
-                       Instr(op.IF, BLOCKTYPE_EMPTY), Instr(op.LOCAL_GET, local),
-                       Instr(op.CALL, refuel), Instr(op.LOCAL_SET, local), Instr(op.END)]
+                       Instr(op.IF, BLOCKTYPE_EMPTY)]
+            for x, g in item.save:
+                result += [Instr(op.LOCAL_GET, x), Instr(op.GLOBAL_SET, g)]
+            result += [*flush, Instr(op.CALL, step), *reload]
+            for x, g in item.save:
+                result += [Instr(op.GLOBAL_GET, g), Instr(op.LOCAL_SET, x)]
+            result.append(Instr(op.END))
         elif item.cost:
             result += [Instr(op.LOCAL_GET, local), Instr(op.I64_CONST, item.cost),
                        Instr(op.I64_SUB), Instr(op.LOCAL_SET, local)]
@@ -195,6 +285,42 @@ def _meter_body(code: list[Instr], local: int, fuel: int,
         if exceptions:
             result += flush
     return result, checks
+
+
+_LOCAL_OPS = frozenset((op.LOCAL_GET, op.LOCAL_SET, op.LOCAL_TEE))
+_OPENERS = frozenset((op.BLOCK, op.LOOP, op.IF, op.TRY, op.TRY_TABLE))
+
+
+def _loop_locals(code: list[Instr]) -> dict[int, list[int]]:
+    """For each ``loop`` (by its position in ``code``): the locals its body reads or writes.
+
+    One pass: a nested loop's locals are added to the enclosing loop's when it ends.
+    """
+    out: dict[int, list[int]] = {}
+    # one entry per open block: (position, the locals seen) for a loop, None otherwise
+    open_blocks: list[tuple[int, set[int]] | None] = []
+    innermost: set[int] | None = None
+    for i, instr in enumerate(code):
+        opcode = instr.op
+        if opcode in _LOCAL_OPS:
+            if innermost is not None:
+                innermost.add(instr.imm)
+        elif opcode in _OPENERS:
+            if opcode == op.LOOP:
+                innermost = set()
+                open_blocks.append((i, innermost))
+            else:
+                open_blocks.append(None)
+        elif (opcode == op.END or opcode == op.DELEGATE) and open_blocks:
+            closed = open_blocks.pop()
+            if closed is not None:
+                position, seen = closed
+                out[position] = sorted(seen)
+                innermost = next((entry[1] for entry in reversed(open_blocks)
+                                  if entry is not None), None)
+                if innermost is not None:
+                    innermost |= seen
+    return out
 
 
 def _leaves_function(instr: Instr, depth: int) -> bool:
