@@ -134,10 +134,14 @@ class Meter:
 
     ``max_fuel`` is in units of ``FUEL_UNIT`` (0: unlimited);
     ``yield_gil`` is set on engines that hold the interpreter lock in wasm.
+    While the process is being instantiated, ``spawner`` is the process
+    waiting for it (if any): killing that one stops the start function too.
     """
 
-    def __init__(self, process: Process, max_fuel: int, yield_gil: bool) -> None:
+    def __init__(self, process: Process, max_fuel: int, yield_gil: bool,
+                 spawner: Process | None = None) -> None:
         self.process = process
+        self.spawner = spawner
         #: total fuel allowed, ``None`` for unlimited
         self.limit: int | None = max_fuel * FUEL_UNIT if max_fuel else None
         self.max_fuel = max_fuel
@@ -153,6 +157,9 @@ class Meter:
         self.used += self.given - left
         self.given = 0
         self.process.check_killed()
+        spawner = self.spawner
+        if spawner is not None:
+            spawner.check_killed()
         if self.limit is None:
             grant = self.slice
         else:

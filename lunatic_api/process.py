@@ -52,7 +52,8 @@ TIMEOUT = 9027
 
 
 WOKEN: deque[None] = deque()
-"""One entry per process woken by a message that has not resumed yet.
+"""One entry per process woken by a message (or by the end of a spawn it waits for,
+``spawning._Handshake``) that has not resumed yet.
 
 A hint for fair scheduling on engines that hold the interpreter lock while
 wasm runs: a busy process that sees entries here steps aside long enough for

@@ -137,7 +137,8 @@ class ProcessApi:
         me = self.context.process
         try:
             child = self.context.runtime.spawn(module, function, values,
-                                               parent=me if link != 0 else None, link_tag=link)
+                                               parent=me if link != 0 else None, link_tag=link,
+                                               spawner=me)
         except SpawnError as exc:
             return self._fail(out, str(exc))
         finally:

@@ -147,7 +147,7 @@ class Runtime:
 
     def spawn(self, module: LunaticModule, function: str = "_start",
               params: Sequence[Param | int] = (), parent: Process | None = None,
-              link_tag: int = 0) -> Process:
+              link_tag: int = 0, spawner: Process | None = None) -> Process:
         """Start ``function`` of ``module`` in a new process; returns once it runs.
 
         ``params`` are ``(type, value)`` pairs or plain ints (typed like the
@@ -156,11 +156,13 @@ class Runtime:
         dies abnormally, the parent reports 0 to the child.  Raises
         ``SpawnError`` when the module cannot be instantiated (unknown
         import, start function failed, no such export, initial memory over
-        the environment's ``max_memory``).
+        the environment's ``max_memory``).  ``spawner`` is the process asking
+        (if any): killing it also stops the child's start function.
         """
         typed: list[Param] = [p if isinstance(p, tuple) else (None, p) for p in params]
         module.check_spawnable()
-        return self._launcher.spawn(module, function, typed, parent, link_tag, self._started)
+        return self._launcher.spawn(module, function, typed, parent, link_tag, self._started,
+                                    spawner)
 
     def spawn_native(self, body: Callable[[NativeProcess], Any],
                      environment: Environment | None = None, parent: Process | None = None,

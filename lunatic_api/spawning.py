@@ -22,7 +22,7 @@ from lunatic_api.error_api import ErrorApi
 from lunatic_api.limits import Meter
 from lunatic_api.message_api import MessageApi
 from lunatic_api.networking_api import NetworkingApi
-from lunatic_api.process import Ending, Outcome, Process, ProcessKilled
+from lunatic_api.process import WOKEN, Ending, Outcome, Process, ProcessKilled
 from lunatic_api.process_api import ProcessApi
 from lunatic_api.spawn_params import Param, SpawnError, decode_params
 from lunatic_api.wasi import Wasi, WasiExit
@@ -69,7 +69,11 @@ def outcome_of(exc: BaseException | None) -> Outcome:
 
 
 class _Handshake:
-    """The child tells its spawner once: started (``None``) or the exception."""
+    """The child tells its spawner once: started (``None``) or the exception.
+
+    Between the two, the spawner counts in ``WOKEN`` like a process woken by a
+    message: on wasmer a busy process then steps aside until it has resumed.
+    """
 
     __slots__ = ("_lock", "failure")
 
@@ -80,10 +84,12 @@ class _Handshake:
 
     def done(self, failure: BaseException | None = None) -> None:
         self.failure = failure
+        WOKEN.append(None)
         self._lock.release()
 
     def wait(self) -> BaseException | None:
         self._lock.acquire()
+        WOKEN.pop()
         return self.failure
 
 
@@ -157,17 +163,20 @@ class WasmLauncher:
 
     def spawn(self, module: LunaticModule, function: str, params: Sequence[Param],
               parent: Process | None, link_tag: int,
-              on_started: Callable[[Process], None]) -> Process:
+              on_started: Callable[[Process], None],
+              spawner: Process | None = None) -> Process:
         """Create and start the process; ``SpawnError`` if instantiation fails.
 
         ``on_started`` runs once the process is set up, before its entry
-        function (the runtime registers it as live there).
+        function (the runtime registers it as live there).  Until then the
+        child is nobody's to kill, so its start function is stopped by a kill
+        of ``spawner`` (the process waiting for it), if given.
         """
         process = Process(module.environment, name=function)
         name = f"lunatic {function}"
         if not module.compiled.thread_bound and not _instantiating.depth:
             try:
-                setup = self._setup(process, module, function)
+                setup = self._setup(process, module, function, spawner)
             except BaseException as exc:  # noqa: B902 - reported as a SpawnError
                 process.discard()
                 error = _spawn_error(exc)
@@ -184,7 +193,7 @@ class WasmLauncher:
 
         def body() -> None:
             try:
-                setup = self._setup(process, module, function)
+                setup = self._setup(process, module, function, spawner)
             except BaseException as exc:  # noqa: B902 - reported to the spawner
                 process.discard()
                 handshake.done(exc)
@@ -199,14 +208,15 @@ class WasmLauncher:
             raise _spawn_error(failure)
         return process
 
-    def _setup(self, process: Process, module: LunaticModule, function: str) -> _Setup:
+    def _setup(self, process: Process, module: LunaticModule, function: str,
+               spawner: Process | None) -> _Setup:
         """Instantiate (running the start function) and find the entry export."""
         setup = _Setup(ProcessContext(self.runtime, process, module))
         try:
             setup.wasi = _wasi(module.environment)
             context = setup.context
             meter = Meter(process, module.environment.config.max_fuel,
-                          yield_gil=module.compiled.backend.holds_gil)
+                          yield_gil=module.compiled.backend.holds_gil, spawner=spawner)
             hosts: list[Any] = [ErrorApi(context), MessageApi(context), ProcessApi(context),
                                 NetworkingApi(context), setup.wasi, meter]
             _instantiating.depth += 1
@@ -214,6 +224,7 @@ class WasmLauncher:
                 setup.instance = module.compiled.instantiate(hosts, module.environment.allow)
             finally:
                 _instantiating.depth -= 1
+                meter.spawner = None  # from now on the child is killed as itself
             entry = setup.instance.exports.get(function)
             if not isinstance(entry, ExportFunction):
                 detail = "" if entry is None else f" (the export {function} is not a function)"

@@ -32,7 +32,13 @@ import pytest
 
 from lunatic_api import DataMessage, Ending, NativeProcess, Process, SignalMessage
 from lunatic_api.environment import LunaticModule
-from tests.lunatic_support import Lab, assert_returned, lab_fixture  # noqa: F401
+from tests.lunatic_support import (  # noqa: F401
+    Lab,
+    Strings,
+    assert_returned,
+    lab_fixture,
+    wasm_of,
+)
 
 KILL_BOUND = 2.0
 """Seconds a killed spinner may take to end (generous: the runtime needs well under 1 ms
@@ -171,6 +177,41 @@ def test_several_spinners_killed_at_once(lab: Lab) -> None:
         outcome = spinner.join(max(0.0, start + KILL_BOUND - time.monotonic()))
         assert outcome is not None and outcome.ending is Ending.KILLED, spinner
     assert not lab.runtime.kill(spinners[0])  # already ended
+
+
+START_SPIN = '(module (func $spin (loop $l (br $l))) (start $spin) (func (export "main")))'
+"""A module whose start function spins: ``spawn`` of it never returns by itself."""
+
+OUT = 0x800
+EMBED = 0x1000
+
+
+def test_killing_the_spawner_stops_a_start_function_that_spins(lab: Lab) -> None:
+    """A process spawns a module whose start function spins forever (no fuel limit).
+    The child is not a process yet (it is being instantiated), so nothing else could
+    kill it: killing the spawner stops the start function too, the spawner ends as
+    KILLED within the bound and no child is left behind."""
+    spin = wasm_of(START_SPIN)
+    strings = Strings(0x400)
+    module = lab.module(f"""
+      (func (export "spawner") (local $m i64)
+        (call $setup)
+        (if (call $lunatic::process.add_module (call $lunatic::process.this_env)
+              (i32.const {EMBED}) (i32.const {len(spin)}) (i32.const {OUT}))
+          (then unreachable))
+        (local.set $m (i64.load (i32.const {OUT})))
+        (call $rec (i64.const 1))
+        (call $flush)
+        (drop (call $lunatic::process.spawn (i64.const 0) (local.get $m)
+          {strings.arg("main")} (i32.const 0) (i32.const 0) (i32.const {OUT}))))""",
+                        data=strings.data + [(EMBED, spin)])
+    before = set(lab.runtime.processes())
+    seen = len(lab.reports)
+    spawner = lab.spawn(module, "spawner")
+    lab.wait_reports(seen + 1)
+    time.sleep(0.05)  # into spawn (a kill before it would be noticed just as well)
+    kill_and_time(lab, spawner)
+    assert set(lab.runtime.processes()) == before
 
 
 # ---------------------------------------------------------------------------
