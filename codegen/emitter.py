@@ -220,7 +220,10 @@ class _WrapperBuilder:
     # parameters -------------------------------------------------------------
 
     def lower(self, name: str, lowering: Any) -> None:
-        var = _identifier(name)
+        # A prefix keeps parameters from shadowing the wrapper's own names (``locals``,
+        # ``mem``, ``ctx``, ``args``, ``result``, ``p0``...): ``add_function(..., locals, ...)``
+        # made the failure path's ``locals()`` call a memoryview.
+        var = "a_" + _identifier(name)
         if isinstance(lowering, ScalarLowering):
             self.args.append(self.scalar_param(lowering.scalar))
         elif isinstance(lowering, RangeLowering):

@@ -121,6 +121,7 @@ def raise_trap(caller: Caller, message: str, frames: Sequence[str]) -> None:
 
 
 _INT_RANGE = {"i32": (-(1 << 31), (1 << 32) - 1), "i64": (-(1 << 63), (1 << 64) - 1)}
+_NUMBER_TYPES = frozenset(("i32", "i64", "f32", "f64"))
 
 
 class ExportFunction:
@@ -140,7 +141,12 @@ class ExportFunction:
         self._func = func
 
     def _check_args(self, args: Sequence[Any]) -> None:
-        """Reject a wrong arity, non-ints for integer types and out-of-range ints."""
+        """Reject value types Python cannot pass (v128, references), a wrong arity,
+        non-ints for integer types and out-of-range ints."""
+        unsupported = [t for t in self.params + self.results if t not in _NUMBER_TYPES]
+        if unsupported:
+            raise TypeError(f"export {self.name} uses value types {unsupported} that "
+                            "funk cannot pass from Python")
         if len(args) != len(self.params):
             raise TypeError(f"export {self.name} takes {len(self.params)} arguments "
                             f"({', '.join(self.params)}), got {len(args)}")

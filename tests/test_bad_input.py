@@ -718,3 +718,31 @@ def test_files_with_bad_content(backend: str, tmp_path: Path) -> None:
     good_wat = tmp_path / "good.wat"
     good_wat.write_text(VALID_WAT)
     assert funk.instantiate(good_wat, [TestHost()], backend=backend).exports.run(4, 5) == 9
+
+
+V128_WAT = """
+(module
+  (import "env" "takes_v128" (func (param v128)))
+  (func (export "echo") (param v128) (result v128) local.get 0)
+  (func (export "make") (result v128) v128.const i64x2 1 2)
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))
+"""
+
+
+def test_v128_signatures_are_described_not_fatal(backend: str) -> None:
+    """Imports and exports with ``v128`` in their signatures compile and are described
+    (wasmtime-py aborts the whole process when asked for such a signature, so funk reads
+    signatures from the binary); linking a v128 import is a ``LinkError``, calling a
+    v128 export from Python a ``TypeError``, and the other exports work."""
+    module = funk.compile(V128_WAT, backend)
+    (imp,) = module.imports
+    assert (imp.params, imp.results) == (("v128",), ())
+    with pytest.raises(funk.LinkError, match="takes_v128"):
+        module.instantiate([])
+    plain = funk.compile(V128_WAT.replace(
+        '(import "env" "takes_v128" (func (param v128)))', ""), backend)
+    instance = plain.instantiate([])
+    assert instance.exports.add(2, 3) == 5
+    for name, args in (("echo", (0,)), ("make", ())):
+        with pytest.raises(TypeError, match="v128"):
+            instance.exports[name](*args)

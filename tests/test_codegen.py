@@ -380,3 +380,36 @@ def test_cli_usage_errors() -> None:
     proc = _codegen("tests.hosts.TestHost", check=False)
     assert proc.returncode != 0
     assert "expected module:Class" in proc.stderr
+
+
+@funk.host_functions(namespace="shadow")
+class _Shadowing:
+    """Parameters named like the generated wrapper's own variables and builtins."""
+
+    def take(self, locals: funk.types.Bytes, mem: funk.types.u32, args: funk.types.Str,
+             result: funk.types.Ptr[funk.types.u64]) -> funk.types.u32:
+        result.set(len(locals) + mem + len(args))
+        return 0
+
+
+SHADOW_WAT = """
+(module
+  (import "shadow" "take" (func $take (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "ok") (result i64)
+    (drop (call $take (i32.const 0) (i32.const 3) (i32.const 4) (i32.const 0) (i32.const 2)
+                      (i32.const 64)))
+    (i64.load (i32.const 64)))
+  (func (export "bad")
+    (drop (call $take (i32.const 70000) (i32.const 3) (i32.const 4) (i32.const 0) (i32.const 2)
+                      (i32.const 64)))))
+"""
+
+
+def test_parameters_may_be_named_like_the_wrappers_own_variables(backend: str) -> None:
+    """A parameter called ``locals`` (or ``mem``, ``args``, ``result``) works, and so does the
+    failure path, which reads the wrapper's ``locals()``: it used to call the memoryview."""
+    instance = funk.instantiate(SHADOW_WAT, [_Shadowing()], backend=backend)
+    assert instance.exports.ok() == 3 + 4 + 2
+    with pytest.raises(funk.Trap, match="parameter 'locals'"):
+        instance.exports.bad()

@@ -45,7 +45,9 @@ __all__ = ["BACKEND", "WasmerBackend", "store"]
 
 _VALTYPE = {"i32": wasmer.Type.I32, "i64": wasmer.Type.I64, "f32": wasmer.Type.F32,
             "f64": wasmer.Type.F64}
-_NAME_OF = {v: k for k, v in _VALTYPE.items()}
+# the names wasmtime uses, so a signature reads the same on both engines
+_NAME_OF = {**{v: k for k, v in _VALTYPE.items()}, wasmer.Type.V128: "v128",
+            wasmer.Type.EXTERN_REF: "externref", wasmer.Type.FUNC_REF: "funcref"}
 
 _local = threading.local()
 _tokens = itertools.count()

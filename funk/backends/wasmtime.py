@@ -39,6 +39,8 @@ from funk.instance import Caller, ExportFunction, Instance, raise_trap
 from funk.linking import ImportSpec, LinkPlan
 from funk.memory import GuestMemory, MissingMemory
 from funk.traps import _cap, frame_text, wasmtime_message
+from wasm_rewriter.errors import MalformedModule
+from wasm_rewriter.interface import VALUE_TYPE_NAMES, Interface, read_interface
 
 __all__ = [
     "BACKEND", "WasmtimeBackend", "engine", "configure", "settings", "max_wasm_stack",
@@ -181,6 +183,16 @@ def _valtypes(types: Sequence[Any]) -> tuple[str, ...]:
     return tuple(str(t) for t in types)
 
 
+def _signature(interface: Interface | None, ty: wasmtime.FuncType,
+               type_index: object) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(params, results) of a function: from the binary's type section when read."""
+    if interface is not None and isinstance(type_index, int):
+        ft = interface.types[type_index]
+        return (tuple(VALUE_TYPE_NAMES.get(t, hex(t)) for t in ft.params),
+                tuple(VALUE_TYPE_NAMES.get(t, hex(t)) for t in ft.results))
+    return _valtypes(ty.params), _valtypes(ty.results)
+
+
 def _frames(trap: wasmtime.Trap) -> list[str]:
     return _cap([frame_text(f.func_name, f.func_index, f.module_offset)
                  for f in trap.frames or ()])
@@ -220,12 +232,23 @@ class WasmtimeModule(CompiledModule):
             self.module = wasmtime.Module(engine(), wasm)
         except wasmtime.WasmtimeError as exc:
             raise CompileError(f"wasmtime cannot compile the module: {exc}") from None
+        # Function signatures come from the binary, not from wasmtime: asking
+        # wasmtime-py for a signature with a v128 in it aborts the process
+        # ("support for v128 is not implemented"), and the module is the guest's.
+        try:
+            interface = read_interface(wasm)
+        except MalformedModule:  # a proposal's section layout the reader does not know
+            interface = None
+        if interface is not None and (len(interface.imports) != len(self.module.imports)
+                                      or len(interface.exports) != len(self.module.exports)):
+            interface = None
         imports = []
-        for imp in self.module.imports:
+        for n, imp in enumerate(self.module.imports):
             ty = imp.type
             if isinstance(ty, wasmtime.FuncType):
-                imports.append(ImportSpec(imp.module, imp.name or "", "func",
-                                          _valtypes(ty.params), _valtypes(ty.results)))
+                params, results = _signature(interface, ty, interface.imports[n].desc
+                                             if interface is not None else None)
+                imports.append(ImportSpec(imp.module, imp.name or "", "func", params, results))
             else:
                 kind = {wasmtime.MemoryType: "memory", wasmtime.TableType: "table",
                         wasmtime.GlobalType: "global"}.get(type(ty), "other")
@@ -233,9 +256,15 @@ class WasmtimeModule(CompiledModule):
         self.imports = tuple(imports)
         self.exports = tuple(e.name for e in self.module.exports)
         #: (params, results) of each function export, known once per module
-        self.export_signatures = {
-            e.name: (_valtypes(e.type.params), _valtypes(e.type.results))
-            for e in self.module.exports if isinstance(e.type, wasmtime.FuncType)}
+        self.export_signatures = {}
+        for n, exp in enumerate(self.module.exports):
+            ty = exp.type
+            if isinstance(ty, wasmtime.FuncType):
+                type_index = None
+                if interface is not None:
+                    func = interface.exports[n].index
+                    type_index = interface.type_index_of(func)
+                self.export_signatures[exp.name] = _signature(interface, ty, type_index)
 
     def _prepare(self, plan: LinkPlan) -> _Prepared:
         linker = wasmtime.Linker(engine())
@@ -292,7 +321,6 @@ def _raise_failure(caller: Caller, err: Any, trap: Any) -> None:
 
 _VALTYPE = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64,
             "f32": wasmtime.ValType.f32, "f64": wasmtime.ValType.f64}
-_RAW_FIELD = {"i32": "i32", "i64": "i64", "f32": "f32", "f64": "f64"}
 
 
 class WasmtimeExport(ExportFunction):
@@ -303,12 +331,8 @@ class WasmtimeExport(ExportFunction):
         super().__init__(instance, name, func, params, results)
         self._n = max(len(params), len(results), 1)
         self._array = ffi.wasmtime_val_raw_t * self._n
-        self._unsupported = [t for t in params + results if t not in _RAW_FIELD]
 
     def __call__(self, *args: Any) -> Any:
-        if self._unsupported:
-            raise TypeError(f"export {self.name} uses value types {self._unsupported} that "
-                            "funk cannot pass from Python")
         self._check_args(args)
         inst = self._instance
         store = inst._store
