@@ -48,6 +48,9 @@ def _registered() -> list[Artifact]:
                  ("lunatic_api.error_api:ErrorApi", "lunatic_api.message_api:MessageApi",
                   "lunatic_api.process_api:ProcessApi",
                   "lunatic_api.networking_api:NetworkingApi"), guard="LUNATIC_H"),
+        # lunatic::plugin, for plugins written in C such as examples/plugins/
+        Artifact("examples/include/lunatic_plugin.h", "header",
+                 ("funk.plugins:ModuleEditor",), guard="LUNATIC_PLUGIN_H"),
     ]
 
 

@@ -2,8 +2,8 @@
 
 ::
 
-    lunatic [--backend wasmtime|wasmer] [--dir HOST[::GUEST]]... [--env KEY=VALUE]...
-            [--inherit-env] [--quiet] FILE [ARGS...]
+    lunatic [--backend wasmtime|wasmer] [-P|--plugin PLUGIN]... [--dir HOST[::GUEST]]...
+            [--env KEY=VALUE]... [--inherit-env] [--quiet] FILE [ARGS...]
 
 ``FILE`` (a ``.wasm`` binary or ``.wat`` text) is compiled into the main
 environment (everything allowed, no limits) and its ``_start`` export runs as
@@ -12,7 +12,10 @@ process ends; other processes still running are abandoned (as in Lunatic
 0.6).  Every process gets WASI with the guest arguments ``FILE`` (as
 ``argv[0]``, the WASI convention; v0.6.0 left it out) then ``ARGS``, the
 ``--env`` environment, the ``--dir`` directories and the runtime's own
-standard streams.  Everything after ``FILE`` belongs to the guest, even
+standard streams.  Each ``-P``/``--plugin`` file (a plugin module, spec
+section 7.10; see ``funk.plugins``) is added to the main environment in
+order, so it rewrites ``FILE`` before ``FILE`` is compiled, and every module
+later added to that environment.  Everything after ``FILE`` belongs to the guest, even
 words that look like options.
 
 Exit statuses:
@@ -25,7 +28,8 @@ Exit statuses:
   stderr (v0.6.0 exited 0 silently);
 * ``EXIT_KILLED`` (137) when the main process is killed (a linked process died);
 * ``EXIT_USAGE`` (2) for every mistake of the user: bad options, a file that
-  cannot be read or is not wasm, a module without ``_start`` or with imports
+  cannot be read or is not wasm, a plugin that cannot be read, is not a valid
+  plugin or fails on ``FILE``, a module without ``_start`` or with imports
   no host object provides, a ``--dir`` that is not a directory, a malformed
   ``--env``.  Each prints one line, ``lunatic: error: ...``, never a traceback;
 * ``EXIT_INTERRUPTED`` (130) on Ctrl-C, silently.
@@ -57,6 +61,7 @@ from typing import NoReturn
 
 import funk
 from funk.backends import NAMES as BACKENDS
+from funk.plugins import Plugin
 from lunatic_api.environment import Config as LunaticConfig
 from lunatic_api.environment import Environment, LunaticModule
 from lunatic_api.process import Ending, Outcome, Process
@@ -64,7 +69,8 @@ from lunatic_api.runtime import Runtime, SpawnError
 from lunatic_api.wasi import WasiExit
 
 __all__ = [
-    "Config", "UsageError", "main", "parse_config", "build_environment", "load_module", "run",
+    "Config", "UsageError", "main", "parse_config", "build_environment", "load_plugin",
+    "load_module", "run",
     "guest_environment", "parse_dir", "parse_env", "split_argv", "build_parser",
     "exit_status", "report_trap", "EXIT_USAGE", "EXIT_TRAP", "EXIT_INTERRUPTED", "EXIT_KILLED",
     "BACKEND_ENV", "ENTRY_POINT",
@@ -93,7 +99,7 @@ ENTRY_POINT = "_start"
 """The export a WASI command runs."""
 
 # options that take a value: the word after them is never FILE
-_VALUE_OPTIONS = frozenset({"--backend", "--dir", "--env"})
+_VALUE_OPTIONS = frozenset({"--backend", "--dir", "--env", "-P", "--plugin"})
 
 
 class UsageError(Exception):
@@ -109,6 +115,7 @@ class Config:
         args: the guest's arguments after ``argv[0]``.
         backend: the engine, ``"wasmtime"`` or ``"wasmer"``.
         preopens: ``(guest_name, host_dir)`` pairs in command-line order.
+        plugins: paths of the plugin modules, in command-line order.
         env: the guest's environment.
         quiet: do not report other processes that end abnormally.
     """
@@ -117,6 +124,7 @@ class Config:
     args: tuple[str, ...] = ()
     backend: str = DEFAULT_BACKEND
     preopens: tuple[tuple[str, str], ...] = ()
+    plugins: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     quiet: bool = False
 
@@ -146,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=BACKENDS,
                         help=f"the engine to run on (default: ${BACKEND_ENV}, else "
                              f"{DEFAULT_BACKEND})")
+    parser.add_argument("-P", "--plugin", action="append", default=[], metavar="PLUGIN",
+                        help="add the plugin module PLUGIN to the main environment: it "
+                             "rewrites FILE and every module added there later; may be "
+                             "repeated (plugins run in order)")
     parser.add_argument("--dir", action="append", default=[], metavar="HOST[::GUEST]",
                         help="give the guest the host directory HOST under the name GUEST "
                              "(default: HOST as written); may be repeated")
@@ -165,9 +177,10 @@ def split_argv(argv: Sequence[str]) -> tuple[list[str], str | None, list[str]]:
     """Split a command line into ``(runtime_options, FILE, guest_args)``.
 
     ``FILE`` is the first word that is neither an option, nor the value of
-    one of ``--backend``/``--dir``/``--env``, nor a ``--`` (which makes the
-    next word ``FILE`` whatever it looks like).  ``FILE`` is ``None`` when the
-    command line has none.
+    one of ``--backend``/``--dir``/``--env``/``-P``/``--plugin`` (also at
+    the end of a cluster of short options, ``-qP PLUGIN``), nor a ``--``
+    (which makes the next word ``FILE`` whatever it looks like).  ``FILE`` is
+    ``None`` when the command line has none.
     """
     index = 0
     while index < len(argv):
@@ -177,10 +190,24 @@ def split_argv(argv: Sequence[str]) -> tuple[list[str], str | None, list[str]]:
                 return list(argv[:index]), argv[index + 1], list(argv[index + 2:])
             return list(argv[:index]), None, []
         if word.startswith("-") and word != "-":
-            index += 2 if word in _VALUE_OPTIONS else 1
+            index += 2 if _takes_next_word(word) else 1
             continue
         return list(argv[:index]), word, list(argv[index + 1:])
     return list(argv), None, []
+
+
+def _takes_next_word(option: str) -> bool:
+    """Whether the option word ``option`` takes the next word as its value."""
+    if option in _VALUE_OPTIONS:
+        return True
+    if option.startswith("--"):
+        return False
+    # a cluster of short options: argparse reads the value of a short option that takes
+    # one from the rest of the word ("-qPx.wasm"), or from the next word if it ends it
+    for position, letter in enumerate(option[1:], 1):
+        if "-" + letter in _VALUE_OPTIONS:
+            return position == len(option) - 1
+    return False
 
 
 def parse_dir(spec: str) -> tuple[str, str]:
@@ -260,6 +287,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) 
         args=tuple(guest_args),
         backend=_backend_from(ns.backend, host_env),
         preopens=tuple(parse_dir(spec) for spec in ns.dir),
+        plugins=tuple(ns.plugin),
         env=guest_environment(ns.env, ns.inherit_env, host_env),
         quiet=ns.quiet,
     )
@@ -294,9 +322,24 @@ def _one_line(text: str) -> str:
 
 
 def build_environment(runtime: Runtime, config: Config) -> Environment:
-    """The main environment: the default config plus the command line's WASI settings."""
+    """The main environment: the default config plus the command line's WASI settings
+    and plugins (``UsageError`` if a plugin cannot be read or is not a valid plugin)."""
+    plugins = [load_plugin(path, runtime.backend) for path in config.plugins]
     return runtime.environment(LunaticConfig(wasi_args=config.argv, wasi_env=dict(config.env),
-                                             preopens=list(config.preopens)))
+                                             preopens=list(config.preopens), plugins=plugins))
+
+
+def load_plugin(path: str, backend: str) -> Plugin:
+    """Read and compile the plugin at ``path`` (``UsageError`` if that fails)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read plugin {path}: {exc.strerror or exc}") from None
+    try:
+        return Plugin(data, backend, name=os.path.basename(path))
+    except funk.CompileError as exc:
+        raise UsageError(f"{path}: {_one_line(str(exc))}") from None
 
 
 def load_module(config: Config, environment: Environment) -> LunaticModule:

@@ -13,6 +13,12 @@ filter applies to *every* WASI function (v0.6.0 never stubbed
 ``environ_sizes_get`` and ``path_create_directory``, spec section 9 item 5): a
 guest refused WASI gets no WASI at all.
 
+Plugins (spec section 7.10, ``funk.plugins``): a config's plugins rewrite
+every module later added to an environment made from it, before the limits
+below are injected and the module is compiled.  A plugin that fails makes
+``add_module`` fail with a ``CompileError`` naming the plugin and the cause.
+The module keeps its original bytes (``add_this_module`` starts from them).
+
 Limits (``max_memory`` in bytes, ``max_fuel`` in units of 100,000 fuel, 0 =
 unlimited) hold on both engines because every module is rewritten when it is
 added (``lunatic_api.limits``): fuel checks in its code, its memory's maximum
@@ -31,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import funk
 from funk.backends.base import CompiledModule
+from funk.plugins import Plugin, apply_plugins
 from lunatic_api.limits import FUEL_UNIT, METER_NAMESPACE, PAGE_SIZE, instrument, memory_pages
 from lunatic_api.registry import Registry
 from lunatic_api.spawn_params import SpawnError
@@ -57,7 +64,8 @@ class Config:
     defaults here are the ``lunatic`` command's main environment.  Besides
     the ABI's fields, WASI ``args``/``env`` and ``preopens`` (guest name ->
     host directory; an extension of this runtime, used by ``lunatic --dir``)
-    are given to every process of the environment.
+    are given to every process of the environment.  ``plugins`` rewrite the
+    modules added to its environments, in order.
     """
 
     max_memory: int = DEFAULT_MAX_MEMORY
@@ -66,6 +74,7 @@ class Config:
     wasi_args: list[str] = field(default_factory=list)
     wasi_env: dict[str, str] = field(default_factory=dict)
     preopens: list[tuple[str, str]] = field(default_factory=list)
+    plugins: list[Plugin] = field(default_factory=list)
 
     @classmethod
     def empty(cls, max_memory: int, max_fuel: int) -> Config:
@@ -77,10 +86,15 @@ class Config:
         if prefix not in self.namespaces:
             self.namespaces.append(prefix)
 
+    def add_plugin(self, plugin: Plugin) -> None:
+        """Run ``plugin`` (after the ones already added) on modules of later environments."""
+        self.plugins.append(plugin)
+
     def snapshot(self) -> Config:
         """An independent copy (later changes to this config do not affect it)."""
         return Config(self.max_memory, self.max_fuel, list(self.namespaces),
-                      list(self.wasi_args), dict(self.wasi_env), list(self.preopens))
+                      list(self.wasi_args), dict(self.wasi_env), list(self.preopens),
+                      list(self.plugins))
 
 
 AllowFilter = Callable[[str, str], bool]
@@ -140,17 +154,21 @@ class Environment:
         return self.allow is None or self.allow(namespace, name)
 
     def add_module(self, wasm: bytes | bytearray | memoryview | str | os.PathLike[str],
-                   name: str = "") -> LunaticModule:
+                   name: str = "", on_slice: Callable[[], None] | None = None
+                   ) -> LunaticModule:
         """Compile ``wasm`` (bytes, WAT text or a path) into a module of this environment.
 
-        The module is rewritten to enforce the environment's limits first.
-        Raises ``funk.CompileError`` if it is malformed, does not compile, or
-        imports the runtime's reserved metering namespace.
+        The environment's plugins run on it first (``on_slice`` is called while
+        they run and may raise to stop them, see ``funk.plugins``), then it is
+        rewritten to enforce the environment's limits.  Raises
+        ``funk.CompileError`` if it is malformed, a plugin fails, it does not
+        compile, or it imports the runtime's reserved metering namespace.
         """
         if isinstance(wasm, (bytearray, memoryview)):
             wasm = bytes(wasm)
         data = funk.wasm_input.to_wasm_bytes(wasm)
-        rewritten = instrument(data, self.config.max_memory)
+        plugged = apply_plugins(data, self.config.plugins, self.backend, on_slice=on_slice)
+        rewritten = instrument(plugged, self.config.max_memory)
         compiled = funk.compile(rewritten.wasm, self.backend)
         return LunaticModule(self, compiled, data, name, rewritten.initial_pages)
 
@@ -182,17 +200,20 @@ class LunaticModule:
                 f"exceeds the environment's max_memory of "
                 f"{self.environment.config.max_memory:,} bytes")
 
-    def with_environment(self, environment: Environment) -> LunaticModule:
-        """The same code bound to another environment (``add_this_module``).
+    def with_environment(self, environment: Environment,
+                         on_slice: Callable[[], None] | None = None) -> LunaticModule:
+        """The same module, from its original bytes, in another environment (``add_this_module``).
 
-        Reuses the compilation when the engine and the memory cap are the
-        same (the only things compiled code depends on until plugins exist).
+        Reuses the compilation when what compiled code depends on is the
+        same: the engine, the memory cap and the plugins.
         """
+        mine = self.environment
         if (environment.backend == self.compiled.backend.name
-                and environment.memory_pages == self.environment.memory_pages):
+                and environment.memory_pages == mine.memory_pages
+                and environment.config.plugins == mine.config.plugins):
             return LunaticModule(environment, self.compiled, self.wasm, self.name,
                                  self.initial_pages)
-        return environment.add_module(self.wasm, self.name)
+        return environment.add_module(self.wasm, self.name, on_slice)
 
     def __repr__(self) -> str:
         return f"<LunaticModule {self.name or '?'} of environment #{self.environment.number}>"

@@ -13,8 +13,11 @@ Decisions, beside those in ``process``, ``environment`` and ``registry``:
   makes the child fail at once, after ``spawn`` returned 0 (as v0.6.0).
   ``v128`` params are decoded but cannot be passed by the engines' Python
   APIs, so such a child fails the same way, with a message saying why.
-* ``add_plugin`` is not supported yet (a later issue): it answers with the
-  error convention and a message saying so.
+* ``add_plugin`` compiles the plugin at once (``funk.plugins.Plugin``), so
+  invalid bytes and plugins importing anything but ``lunatic::plugin`` are
+  errors then; on success it writes 0 to ``out_ptr``, as v0.6.0.  Plugins
+  run while ``add_module``/``add_this_module`` work, and the caller's kill
+  stops them.
 * ``lookup`` writes ``out_ptr`` only on success, so only then is it checked.
 """
 
@@ -23,18 +26,16 @@ from __future__ import annotations
 import funk
 from funk import Caller
 from funk.errors import CompileError, Trap
+from funk.plugins import Plugin
 from funk.types import Bytes, Ptr, Str, i64, u32, u64
 from lunatic_api.context import ProcessContext
 from lunatic_api.environment import Config, Environment, LunaticModule
 from lunatic_api.process import Process
 from lunatic_api.spawn_params import SpawnError, decode_params
 
-__all__ = ["ProcessApi", "NAMESPACE", "PLUGINS_UNSUPPORTED"]
+__all__ = ["ProcessApi", "NAMESPACE"]
 
 NAMESPACE = "lunatic::process"
-
-PLUGINS_UNSUPPORTED = "plugins are not supported yet by this runtime"
-"""The text of the error ``add_plugin`` returns until plugins exist."""
 
 OK = 0
 ERROR = 1
@@ -67,9 +68,19 @@ class ProcessApi:
         config.allow(namespace)
 
     def add_plugin(self, config_id: u64, data: Bytes, out: Ptr[u64]) -> u32:
-        """Not supported yet: the error convention with a message saying so."""
-        self.context.configs.get(config_id)
-        return self._fail(out, PLUGINS_UNSUPPORTED)
+        """Compile a plugin and append it to the config's plugins; 0 at ``out``."""
+        config: Config = self.context.configs.get(config_id)
+        try:
+            plugin = Plugin(bytes(data), self.context.runtime.backend)
+        except CompileError as exc:
+            return self._fail(out, str(exc))
+        finally:
+            self.context.process.check_killed()  # compiling is a suspension point
+        if not plugin.name:  # unnamed (no name section): its place in the config
+            plugin.name = f"#{len(config.plugins) + 1}"
+        config.add_plugin(plugin)
+        out.set(0)
+        return OK
 
     def create_environment(self, config_id: u64, out: Ptr[u64]) -> u32:
         """A new environment from a snapshot of the config (which stays in the table)."""
@@ -89,7 +100,7 @@ class ProcessApi:
         env: Environment = self.context.environments.get(env_id)
         wasm = bytes(data)
         try:
-            module = env.add_module(wasm)
+            module = env.add_module(wasm, on_slice=self.context.process.check_killed)
         except CompileError as exc:
             return self._fail(out, str(exc))
         finally:
@@ -104,7 +115,7 @@ class ProcessApi:
         if own is None:
             return self._fail(out, "this process was not spawned from a module")
         try:
-            module = own.with_environment(env)
+            module = own.with_environment(env, self.context.process.check_killed)
         except CompileError as exc:
             return self._fail(out, str(exc))
         finally:

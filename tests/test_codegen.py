@@ -330,9 +330,10 @@ def test_check_fails_with_a_diff_on_a_stale_copy(tmp_path: Path, monkeypatch: An
                                                  capsys: Any) -> None:
     artifacts = _render_artifacts()
     assert [p for p, _ in artifacts] == ["tests/guests/include/funk_test_host.h",
-                                         "examples/include/lunatic.h"]
+                                         "examples/include/lunatic.h",
+                                         "examples/include/lunatic_plugin.h"]
     for other, text in artifacts[1:]:  # up to date: only the first one is stale
-        (tmp_path / other).parent.mkdir(parents=True)
+        (tmp_path / other).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / other).write_text(text)
     path, expected = artifacts[0]
     target = tmp_path / path
@@ -366,7 +367,8 @@ def test_check_fails_when_the_file_is_missing(tmp_path: Path, monkeypatch: Any,
     out = capsys.readouterr().out
     assert "funk_test_host.h is out of date" in out
     assert "lunatic.h is out of date" in out
-    assert "2 generated file(s) stale" in out
+    assert "lunatic_plugin.h is out of date" in out
+    assert "3 generated file(s) stale" in out
     assert not (tmp_path / "tests").exists()
     assert cli.main(["--write"]) == 0
     for path, text in _render_artifacts():

@@ -3,11 +3,13 @@
 Each committed ``examples/lunatic/wasm/NAME.wasm`` (built from ``NAME.c`` by
 ``scripts/build-guests``) runs as ``python -m lunatic_api --backend B FILE ...``
 in a subprocess on both engines; the tests check its whole output and exit
-status.  The TCP echo server is driven by real client sockets on 127.0.0.1.
+status.  The TCP echo server is driven by real client sockets on 127.0.0.1;
+``plugin_demo`` runs with and without ``-P examples/plugins/wasm/add_check.wasm``.
 Without a compiler the binaries cannot be rebuilt here, so the tests check
 instead that sources and binaries pair up, that each binary imports only
-``lunatic::*`` and WASI functions with the host's own signatures, and that
-the generated ``examples/include/lunatic.h`` declares every host function.
+``lunatic::*`` and WASI functions with the host's own signatures (the plugin
+``add_check``: only ``lunatic::plugin`` ones), and that the generated
+``examples/include/lunatic.h`` declares every host function.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import pytest
 
 import funk
+from funk.plugins import HOOK, PLUGIN_NAMESPACE, ModuleEditor, Plugin
 from lunatic_api.error_api import ErrorApi
 from lunatic_api.message_api import MessageApi
 from lunatic_api.networking_api import NetworkingApi
@@ -45,14 +48,16 @@ SPAWNED = {
     "registry": {"calculator"},
     "request_reply": {"server"},
     "tcp_echo": {"echo"},
+    "plugin_demo": set(),  # it spawns plugin_check, which the add_check plugin adds
 }
 
 
-def _run(backend: str, name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run example NAME with the lunatic command; its output and exit status."""
+def _run(backend: str, name: str, *args: str,
+         options: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """Run example NAME (with the command's ``options``); its output and exit status."""
     return subprocess.run(
-        [sys.executable, "-m", "lunatic_api", "--backend", backend, str(WASM / f"{name}.wasm"),
-         *args],
+        [sys.executable, "-m", "lunatic_api", "--backend", backend, *options,
+         str(WASM / f"{name}.wasm"), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT, check=False)
 
 
@@ -343,3 +348,58 @@ def test_tcp_echo_rejects_bad_arguments(backend: str) -> None:
     proc = _run(backend, "tcp_echo", "--max-connections")
     assert proc.returncode == 2
     assert proc.stdout == "usage: tcp_echo [PORT] [--max-connections N]\n"
+
+
+# --------------------------------------------------------------------------- plugin_demo
+
+PLUGINS = ROOT / "examples" / "plugins"
+ADD_CHECK = PLUGINS / "wasm" / "add_check.wasm"
+
+
+@pytest.mark.parametrize("with_plugin", [False, True], ids=["without_P", "with_P"])
+def test_plugin_demo(backend: str, with_plugin: bool) -> None:
+    """The demo's own add_plugin/add_this_module steps work either way; its main module has
+    ``plugin_check`` only when the command's ``-P`` added the plugin to it.  (With ``-P``,
+    ``add_this_module`` works only because it starts from the original bytes: the plugin
+    would trap exporting ``plugin_check`` a second time.)"""
+    options = ("-P", str(ADD_CHECK.relative_to(ROOT))) if with_plugin else ()
+    proc = _run(backend, "plugin_demo", options=options)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    lines = proc.stdout.splitlines()
+    if with_plugin:
+        assert lines[0] == ("main module: plugin_check is there (the lunatic command's -P "
+                            "added it)")
+    else:
+        assert lines[0] == "main module: no plugin_check (Function 'plugin_check' not found)"
+    assert lines[1] == f"add_plugin: the plugin ({ADD_CHECK.stat().st_size} bytes) is in the config"
+    assert lines[2].startswith("add_plugin of bytes that are not wasm: plugin: not a wasm module")
+    assert lines[3:] == [
+        "add_this_module: this module, rewritten by the plugin",
+        "spawned plugin_check(42), linked with tag 42",
+        "spawned plugin_check(41), linked with tag 41",
+        "plugin_check(41) trapped: its link signal arrived (tag 41)",
+        "plugin_check(42) returned: no signal within 300 ms",
+    ]
+    # the command reports the trap of plugin_check(41) (main goes on 300 ms after it)
+    reports = re.findall(r"^lunatic: process \S+ \(plugin_check\) failed: (.*)$", proc.stderr,
+                         re.MULTILINE)
+    assert reports == ["unreachable"], proc.stderr
+
+
+def test_plugin_sources_and_binaries_pair_up() -> None:
+    sources = {p.stem for p in PLUGINS.glob("*.c")}
+    assert sources == {p.stem for p in (PLUGINS / "wasm").glob("*.wasm")} == {"add_check"}
+
+
+def test_add_check_imports_only_lunatic_plugin(backend: str) -> None:
+    """The committed plugin imports only ``lunatic::plugin`` functions, with the host's
+    signatures, exports its hook and memory, and is accepted as a plugin."""
+    hosts = {fn.name: fn for fn in funk.functions_of(ModuleEditor)}
+    module = funk.compile(ADD_CHECK, backend)
+    assert {HOOK, "memory"} <= set(module.exports)
+    assert module.imports
+    for imp in module.imports:
+        assert imp.namespace == PLUGIN_NAMESPACE, imp
+        fn = hosts[imp.name]
+        assert (imp.params, imp.results) == (tuple(fn.wasm_params), tuple(fn.wasm_results)), imp
+    assert Plugin(ADD_CHECK, backend).exports >= {HOOK}

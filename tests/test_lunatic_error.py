@@ -1,7 +1,7 @@
 """ABI conformance of ``lunatic::error`` (spec section 3 and 1.5), on both engines.
 
 Error resources come from calls using the error convention; here mostly
-``add_plugin``, which always fails in this runtime with a known text, and a
+``add_plugin`` of empty bytes, which fails with a known text, and a
 spawn of a missing (non-ASCII) function name.  Covered: ``string_size`` is a
 byte count, ``to_string`` writes exactly that many bytes (no terminator),
 ids count from 0 per process and are never reused, ``drop`` removes (double
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import pytest
 
-from lunatic_api.process_api import PLUGINS_UNSUPPORTED
+from funk.plugins import Plugin, PluginError
 from tests.lunatic_support import Lab, assert_returned, assert_trap, lab_fixture  # noqa: F401
 
 OUT = 0x800  # out-pointer of the calls that create errors
 
-#: ``$plugin_error () -> i64``: a new error resource via ``add_plugin`` (always 1 here)
+#: ``$plugin_error () -> i64``: a new error resource via ``add_plugin`` of no bytes
 MAKE_ERROR = f"""
 (func $plugin_error (result i64)
   (if (i32.ne (call $lunatic::process.add_plugin
@@ -29,7 +29,17 @@ MAKE_ERROR = f"""
   (i64.load (i32.const {OUT})))
 """
 
-TEXT = PLUGINS_UNSUPPORTED.encode()
+
+
+def _empty_plugin_error() -> bytes:
+    try:
+        Plugin(b"")
+    except PluginError as exc:
+        return str(exc).encode()
+    raise AssertionError("empty bytes made a plugin")
+
+
+TEXT = _empty_plugin_error()
 
 
 def test_string_size_and_to_string_write_exactly_the_text(lab: Lab) -> None:

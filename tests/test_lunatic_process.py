@@ -11,7 +11,8 @@ function use the error convention, traps on bad ids, names and pointers, and
 the link semantics with tags in both directions), process handles
 (``drop_process``, ``clone_process``, ``this``, ``id`` as a little-endian
 UUID), ``sleep_ms``, ``die_when_link_dies``, ``this_env``, ``link``/``unlink``
-and ``add_plugin`` (not supported yet: error code 1 with a text saying so).
+and ``add_plugin`` (0 and a u64 0, the error convention for bytes that are
+not wasm, its traps; what plugins do is in ``test_lunatic_plugins.py``).
 The registry functions are in ``test_lunatic_registry.py``.
 
 Children spawned by a guest are given to Python with ``$export_handle`` so
@@ -28,7 +29,6 @@ from lunatic_api import Ending, Process, SignalMessage
 from lunatic_api.environment import LunaticModule
 from lunatic_api.native import NativeProcess
 from lunatic_api.process import TIMEOUT
-from lunatic_api.process_api import PLUGINS_UNSUPPORTED
 from tests.lunatic_support import (
     I32,
     I64,
@@ -986,23 +986,25 @@ def test_link_to_self_does_nothing(lab: Lab) -> None:
 # add_plugin
 
 
-def test_add_plugin_is_not_supported_yet(lab: Lab) -> None:
-    """Decision: ``add_plugin`` answers with the error convention and a text saying so,
-    whatever the bytes."""
-    wasm = wasm_of('(module (func (export "f")))')
+def test_add_plugin_writes_zero_or_uses_the_error_convention(lab: Lab) -> None:
+    """A valid plugin: 0, and a u64 0 at ``out_ptr`` (as v0.6.0); bytes that are not wasm:
+    1 and an error.  (Plugins themselves: tests/test_lunatic_plugins.py.)"""
+    wasm = wasm_of('(module (memory (export "memory") 1))')
     run = lab.run(guest(lab, f"""
       (func (export "main") (local $c i64)
         (call $setup)
         (local.set $c (call $config))
+        (i64.store (i32.const {OUT}) (i64.const -1))
         (call $rec32 (call $lunatic::process.add_plugin (local.get $c)
           (i32.const {EMBED}) (i32.const {len(wasm)}) (i32.const {OUT})))
-        (call $rec_error (call $out))
-        (call $rec32 (call $lunatic::process.add_plugin (local.get $c)
-          (i32.const 0) (i32.const 0) (i32.const {OUT})))
         (call $rec (call $out))
+        (call $rec32 (call $lunatic::process.add_plugin (local.get $c)
+          (i32.const {EMBED}) (i32.const 3) (i32.const {OUT})))
+        (call $rec_error (call $out))
         (call $flush))""", extra=[(EMBED, wasm)]))
     assert_returned(run)
-    assert run.records == [1, PLUGINS_UNSUPPORTED.encode(), 1, 1]
+    assert run.records[:3] == [0, 0, 1]
+    assert b"not a wasm module" in run.records[3]
 
 
 @pytest.mark.parametrize("args, reason", [

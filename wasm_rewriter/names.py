@@ -25,6 +25,7 @@ __all__ = [
     "parse_name_section",
 ]
 
+MODULE_NAME = 0
 FUNCTION_NAMES = 1
 LOCAL_NAMES = 2
 LABEL_NAMES = 3
@@ -70,6 +71,20 @@ class NameSection:
             if sub.id == subsection_id:
                 return sub
         return None
+
+    @property
+    def module_name(self) -> str | None:
+        """Subsection 0, the module's own name, if present and well formed."""
+        sub = self.get(MODULE_NAME)
+        if not isinstance(sub, RawNameSubsection):
+            return None
+        try:
+            r = Reader(sub.payload)
+            name = r.name()
+            r.expect_end("module name")
+        except MalformedModule:
+            return None
+        return name
 
     @property
     def function_names(self) -> NameMap | None:

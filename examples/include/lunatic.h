@@ -130,7 +130,7 @@ uint32_t lunatic_networking_tcp_write_vectored(uint64_t stream_id, const funk_ci
 __attribute__((import_module("lunatic::process"), import_name("add_module")))
 uint32_t lunatic_process_add_module(uint64_t env_id, const uint8_t *data_ptr, size_t data_len, uint64_t *out);
 
-/* lunatic::process.add_plugin (i64, i32, i32, i32) -> i32: Not supported yet: the error convention with a message saying so. */
+/* lunatic::process.add_plugin (i64, i32, i32, i32) -> i32: Compile a plugin and append it to the config's plugins; 0 at ``out``. */
 __attribute__((import_module("lunatic::process"), import_name("add_plugin")))
 uint32_t lunatic_process_add_plugin(uint64_t config_id, const uint8_t *data_ptr, size_t data_len, uint64_t *out);
 

@@ -32,6 +32,14 @@ class Backend(abc.ABC):
     def compile(self, wasm: bytes) -> CompiledModule:
         """Compile a module binary (raises ``CompileError``)."""
 
+    def validate(self, wasm: bytes) -> None:
+        """Raise ``CompileError`` (with the engine's reason) unless ``wasm`` is valid.
+
+        This default compiles and drops the result; engines that can check
+        without compiling do so.
+        """
+        self.compile(wasm)
+
 
 class CompiledModule(abc.ABC):
     """A module compiled once, instantiable many times, from any thread.

@@ -340,5 +340,11 @@ class WasmerBackend(Backend):
     def compile(self, wasm: bytes) -> WasmerModule:
         return WasmerModule(self, wasm)
 
+    def validate(self, wasm: bytes) -> None:
+        # wasmer's validate only says yes or no; compiling gives the reason
+        if not wasmer.Module.validate(store(), wasm):
+            self.compile(wasm)
+            raise CompileError("wasmer: the module is invalid")  # pragma: no cover
+
 
 BACKEND = WasmerBackend()

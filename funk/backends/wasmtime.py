@@ -432,5 +432,11 @@ class WasmtimeBackend(Backend):
     def compile(self, wasm: bytes) -> WasmtimeModule:
         return WasmtimeModule(self, wasm)
 
+    def validate(self, wasm: bytes) -> None:
+        try:
+            wasmtime.Module.validate(engine(), wasm)
+        except wasmtime.WasmtimeError as exc:
+            raise CompileError(f"wasmtime: the module is invalid: {exc}") from None
+
 
 BACKEND = WasmtimeBackend()
