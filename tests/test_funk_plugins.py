@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +34,7 @@ from funk.plugins import (
     HOST_CALL_FUEL,
     SLICE,
     VALUE_TYPES,
+    ModuleEditor,
     Plugin,
     PluginError,
     apply_plugins,
@@ -1422,3 +1424,22 @@ def test_the_same_plugins_work_again_after_every_kind_of_failure(backend: str) -
 
 def _raise_stop() -> None:
     raise Stop("killed")
+
+
+PLUGIN_IMPORTS_WAT = Path(__file__).resolve().parent.parent / "wat" / "plugin_imports.wat"
+
+
+def test_plugin_imports_wat_is_the_plugin_abi(backend: str) -> None:
+    """``wat/plugin_imports.wat``, written by hand from spec section 7.10, imports exactly
+    the three ``lunatic::plugin`` functions with the signatures ``ModuleEditor`` has, and is
+    accepted as a plugin that changes nothing."""
+    wasm = to_wasm_bytes(PLUGIN_IMPORTS_WAT.read_text())
+    compiled = funk.compile(wasm, backend)
+    declared = {(imp.namespace, imp.name, imp.params, imp.results) for imp in compiled.imports}
+    assert len(declared) == len(compiled.imports) == 3
+    expected = {(fn.namespace, fn.name, fn.wasm_params, fn.wasm_results)
+                for fn in funk.functions_of(ModuleEditor)}
+    assert declared == expected
+    plugin = Plugin(wasm, backend)
+    target = to_wasm_bytes(SIMPLE_TARGET)
+    assert apply_plugins(target, [plugin], backend) == target
