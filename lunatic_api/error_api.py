@@ -6,6 +6,7 @@ import funk
 from funk import Caller, export
 from funk.types import u32, u64
 from lunatic_api.context import LunaticError, ProcessContext
+from lunatic_api.scheduler import HOST_STACK_MARGIN
 
 __all__ = ["ErrorApi", "NAMESPACE"]
 
@@ -15,6 +16,10 @@ NAMESPACE = "lunatic::error"
 @funk.host_functions(namespace=NAMESPACE)
 class ErrorApi:
     """Error resources of one process: text size, text, drop.  Unknown ids trap."""
+
+    #: wasmer runs these methods on the wasm stack: trap the guest rather than run
+    #: them with less native stack than this left (``funk.stack``)
+    __funk_stack_reserve__ = HOST_STACK_MARGIN
 
     def __init__(self, context: ProcessContext) -> None:
         self.context = context

@@ -37,6 +37,7 @@ import funk
 from funk.errors import CompileError, Trap
 from funk.types import i64
 from lunatic_api.process import WOKEN, Process
+from lunatic_api.scheduler import HOST_STACK_MARGIN
 from wasm_rewriter import MalformedModule, Module
 from wasm_rewriter.limits import MAX_PAGES, PAGE_SIZE, cap_memory, meter_fuel
 
@@ -137,6 +138,10 @@ class Meter:
     While the process is being instantiated, ``spawner`` is the process
     waiting for it (if any): killing that one stops the start function too.
     """
+
+    #: wasmer runs these methods on the wasm stack: trap the guest rather than run
+    #: them with less native stack than this left (``funk.stack``)
+    __funk_stack_reserve__ = HOST_STACK_MARGIN
 
     def __init__(self, process: Process, max_fuel: int, yield_gil: bool,
                  spawner: Process | None = None) -> None:

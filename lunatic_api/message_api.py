@@ -16,6 +16,7 @@ from lunatic_api.context import ProcessContext
 from lunatic_api.messages import DataMessage, Message
 from lunatic_api.net import StreamRef
 from lunatic_api.process import TIMEOUT, Process
+from lunatic_api.scheduler import HOST_STACK_MARGIN
 
 __all__ = ["MessageApi", "NAMESPACE", "DATA", "SIGNAL"]
 
@@ -34,6 +35,10 @@ def _seconds(timeout_ms: int) -> float | None:
 @funk.host_functions(namespace=NAMESPACE)
 class MessageApi:
     """Build, inspect, send and receive messages through the scratch slot."""
+
+    #: wasmer runs these methods on the wasm stack: trap the guest rather than run
+    #: them with less native stack than this left (``funk.stack``)
+    __funk_stack_reserve__ = HOST_STACK_MARGIN
 
     def __init__(self, context: ProcessContext) -> None:
         self.context = context

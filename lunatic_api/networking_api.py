@@ -36,6 +36,7 @@ from lunatic_api.net import (
     socket_address,
 )
 from lunatic_api.process import Process
+from lunatic_api.scheduler import HOST_STACK_MARGIN
 
 __all__ = ["NetworkingApi", "NAMESPACE", "DnsIterator", "parse_host_port", "resolve"]
 
@@ -128,6 +129,10 @@ def resolve(process: Process, text: str, timeout_ms: int) -> list[SocketAddress]
 @funk.host_functions(namespace=NAMESPACE)
 class NetworkingApi:
     """DNS and TCP for one process; its sockets close when the process ends."""
+
+    #: wasmer runs these methods on the wasm stack: trap the guest rather than run
+    #: them with less native stack than this left (``funk.stack``)
+    __funk_stack_reserve__ = HOST_STACK_MARGIN
 
     def __init__(self, context: ProcessContext) -> None:
         self.context = context

@@ -31,6 +31,7 @@ from funk.types import Bytes, Ptr, Str, i64, u32, u64
 from lunatic_api.context import ProcessContext
 from lunatic_api.environment import Config, Environment, LunaticModule
 from lunatic_api.process import Process
+from lunatic_api.scheduler import HOST_STACK_MARGIN
 from lunatic_api.spawn_params import SpawnError, decode_params
 
 __all__ = ["ProcessApi", "NAMESPACE"]
@@ -44,6 +45,10 @@ ERROR = 1
 @funk.host_functions(namespace=NAMESPACE)
 class ProcessApi:
     """Process management for one process (its tables live in the context)."""
+
+    #: wasmer runs these methods on the wasm stack: trap the guest rather than run
+    #: them with less native stack than this left (``funk.stack``)
+    __funk_stack_reserve__ = HOST_STACK_MARGIN
 
     def __init__(self, context: ProcessContext) -> None:
         self.context = context

@@ -53,7 +53,8 @@ all above the two wasm stacks for the deepest path found: a guest at its
 recurses to its own limit (calling a host function at every level, or
 trapping there).  Other host calls at the limit (DNS resolution, WASI writes,
 a host trap) need at most 8 KiB above the wasm stack.  64 KiB leaves 2.5x the
-worst measured."""
+worst measured.  It is also the Lunatic host classes' ``__funk_stack_reserve__``:
+on wasmer, where wasm may use the whole stack, a host call with less left traps."""
 
 
 def min_stack_size(max_wasm_stack: int) -> int:

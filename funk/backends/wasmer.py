@@ -39,6 +39,7 @@ from funk.generate import factories
 from funk.instance import Caller, ExportFunction, Instance, raise_trap
 from funk.linking import ImportSpec, LinkPlan
 from funk.memory import GuestMemory, MissingMemory
+from funk.stack import remaining, stack_reserve_of
 from funk.traps import wasmer_message
 
 __all__ = ["BACKEND", "WasmerBackend", "store"]
@@ -137,6 +138,28 @@ def _stub(qualname: str) -> Callable[..., Any]:
     return factory
 
 
+def _stack_guarded(maker: Callable[..., Any], qualname: str,
+                   reserve: int) -> Callable[..., Any]:
+    """``maker``'s wrappers, trapping instead of running with less than ``reserve`` bytes
+    of native stack left (see ``funk.stack``: wasmer would unwind through Python frames)."""
+
+    def factory(caller: Caller, slot: int) -> Callable[..., Any]:
+        wrapper = maker(caller, slot)
+
+        def guarded(*args: Any) -> Any:
+            left = remaining()
+            if left is not None and left < reserve:
+                exc = Trap(f"call stack exhausted: {left:,} bytes of native stack left, "
+                           f"the host function needs {reserve:,}", function=qualname)
+                caller.fail(exc, qualname)
+                raise exc
+            return wrapper(*args)
+
+        return guarded
+
+    return factory
+
+
 class WasmerModule(CompiledModule):
     """A module compiled by wasmer once and shared by all threads."""
 
@@ -192,6 +215,9 @@ class WasmerModule(CompiledModule):
             fn = entry.function
             if entry.allowed:
                 maker = factories(fn.owner, "wasmer")[fn.qualname]
+                reserve = stack_reserve_of(fn.owner)
+                if reserve:
+                    maker = _stack_guarded(maker, fn.qualname, reserve)
             else:
                 maker = _stub(fn.qualname)
             makers.append((entry, maker))

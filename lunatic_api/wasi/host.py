@@ -27,6 +27,7 @@ from typing import Any, Union
 
 import funk
 from funk import internal
+from lunatic_api.scheduler import HOST_STACK_MARGIN
 from lunatic_api.wasi.abi import (
     DIRECTORY_INHERITING,
     DIRECTORY_RIGHTS,
@@ -138,6 +139,10 @@ class Wasi(FdFunctions, PathFunctions, PollFunctions, SocketFunctions, ProcessFu
     Host fds opened for the guest are closed by ``close()`` (or when the
     object is collected).
     """
+
+    #: wasmer runs these methods on the wasm stack: trap the guest rather than run
+    #: them with less native stack than this left (``funk.stack``)
+    __funk_stack_reserve__ = HOST_STACK_MARGIN
 
     def __init__(self, args: Sequence[str | bytes] = (),
                  env: Mapping[str, str] | Iterable[tuple[str, str]] = (),
