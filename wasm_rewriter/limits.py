@@ -39,6 +39,14 @@ that the engines' register allocators keep a tight loop in registers:
   it touches more than ``MAX_SAVED``.  So ``refuel`` must not call back into
   the instance (a check there would overwrite them).
 
+A loop whose header run costs at most ``PREPAY_MAX`` and which is entered
+and repeated only by plain branches (no ``br_table``, no exception handling
+in the function, and the branch back is not in the header's own run) has
+its header paid in advance instead: the run before the ``loop`` and the run
+ending with the branch back add the header's count to their own, the run
+after a back-edge ``br_if`` (not taken) subtracts it again, and the header
+check only tests the local.
+
 Instructions are
 counted as wasmtime's fuel counts them: one each, plus one per function
 call; ``nop``, ``drop``, ``block``, ``loop``, ``end``, ``else``,
@@ -71,8 +79,8 @@ from wasm_rewriter.instructions import BLOCKTYPE_EMPTY, Instr
 from wasm_rewriter.module import Module
 from wasm_rewriter.sections import FuncType, GlobalType, Limits
 
-__all__ = ["FREE_OPS", "MAX_SAVED", "MeteredModule", "meter_fuel", "cap_memory", "PAGE_SIZE",
-           "MAX_PAGES"]
+__all__ = ["FREE_OPS", "MAX_SAVED", "PREPAY_MAX", "MeteredModule", "meter_fuel", "cap_memory",
+           "PAGE_SIZE", "MAX_PAGES"]
 
 I32, I64, F32, F64 = 0x7F, 0x7E, 0x7D, 0x7C
 PAGE_SIZE = 65536
@@ -93,6 +101,16 @@ Each save is code in every such check, and on wasmer a register for the
 global's address all through the function: on ``graphviz.wasm`` (~0.9 MB)
 saving every loop's locals made wasmer compile the metered module ~4x
 slower than the original, with this cap ~2x (~1.5x with no saves at all)."""
+
+PREPAY_MAX = 8
+"""Only a loop header costing at most this is paid for on the edges into the loop.
+
+Paying a header's cost with the run that branches back (and with the run
+before the loop) leaves the header a test without a subtraction: one fewer
+per iteration, which the tight loops measurably gain on wasmer (sieve of
+``bench/limits.py``: 1.2x -> 1.1x of the original).  In longer loops the
+subtraction hardly matters and moving it made wasmtime's code slower (the
+interpreter kernel 1.2x -> 1.4x), so those keep their own charge."""
 
 _ZERO = {I32: Instr(op.I32_CONST, 0), I64: Instr(op.I64_CONST, 0),
          F32: Instr(op.F32_CONST, bytes(4)), F64: Instr(op.F64_CONST, bytes(8))}
@@ -174,7 +192,7 @@ class _SaveSlots:
 class _Charge:
     """A placeholder in the output: the charge at the start of one straight-line run."""
 
-    __slots__ = ("cost", "check", "entry", "after_end", "save")
+    __slots__ = ("cost", "check", "entry", "after_end", "save", "plus", "minus", "prepaid")
 
     def __init__(self, check: bool, entry: bool = False, after_end: bool = False) -> None:
         self.cost = 1 if entry else 0  # a call costs one
@@ -184,6 +202,42 @@ class _Charge:
         self.after_end = after_end
         #: (local, global): what the check stores before its call and reads back after
         self.save: list[tuple[int, int]] = []
+        #: loop headers whose cost this run pays in advance (it enters or repeats the loop)
+        self.plus: list[_Charge] = []
+        #: loop headers paid in advance by a ``br_if`` that was not taken: refunded here
+        self.minus: list[_Charge] = []
+        #: a loop header whose cost the edges into it pay: it only tests the fuel
+        self.prepaid = False
+
+    def total(self) -> int:
+        """The fuel this run's charge subtracts."""
+        own = 0 if self.prepaid else self.cost
+        return own + sum(h.cost for h in self.plus) - sum(h.cost for h in self.minus)
+
+
+class _Loop:
+    """A loop while its body is metered: where its header's cost could be paid instead."""
+
+    __slots__ = ("header", "before", "repeats", "refunds", "foldable")
+
+    def __init__(self, header: _Charge, before: _Charge) -> None:
+        self.header = header
+        self.before = before  #: the run that enters the loop
+        self.repeats: list[_Charge] = []  #: runs ending with a branch back to the header
+        self.refunds: list[_Charge] = []  #: runs after a back-edge ``br_if`` (not taken)
+        #: false when a ``br_table`` targets the loop or the header's own run branches
+        #: back (a single-run loop: paying on the edge would save nothing)
+        self.foldable = True
+
+    def fold(self) -> None:
+        """Pay the header's cost on the edges into the loop (if that is possible)."""
+        if not self.foldable or self.header.cost > PREPAY_MAX:
+            return
+        self.header.prepaid = True
+        for run in (self.before, *self.repeats):
+            run.plus.append(self.header)
+        for run in self.refunds:
+            run.minus.append(self.header)
 
 
 _TRIES = frozenset((op.TRY, op.TRY_TABLE))
@@ -219,10 +273,17 @@ def _meter_body(code: list[Instr], local: int, fuel: int, step: int, types: list
     reload = (Instr(op.GLOBAL_GET, fuel), Instr(op.LOCAL_SET, local))
     current = run(True, entry=True)
     depth = 0  # open blocks inside the function body (its own label is depth 0's target)
+    # With exception handling a catch can branch to a loop: no header is prepaid then.
+    exceptions = any(instr.op in _TRIES for instr in code)
+    labels: list[_Loop | None] = []  # per open block: its loop, None for other blocks
+    loops: list[_Loop] = []
+    refund: _Loop | None = None  # a back-edge br_if just ended the run: the next one refunds
     free = FREE_OPS
     last = len(code) - 1
     for i, instr in enumerate(code):
         opcode = instr.op
+        if opcode in _BRANCHES and not exceptions:
+            refund = _back_edge(instr, labels, current)
         if opcode not in free:
             current.cost += 1
         # write the count back wherever control may leave the function
@@ -235,28 +296,39 @@ def _meter_body(code: list[Instr], local: int, fuel: int, step: int, types: list
             out.extend(reload)  # the callee spent from the global
         if opcode == op.LOOP:
             depth += 1
+            before = current
             current = run(True)
             touched = loop_locals[i]
             if len(touched) <= MAX_SAVED:
                 current.save = slots.save(touched, types)
+            loop = _Loop(current, before)
+            loops.append(loop)
+            labels.append(loop)
         elif opcode in _BLOCKS:
             depth += 1
+            labels.append(None)
             if opcode == op.IF:
                 current = run(False)
         elif opcode == op.END:
             if depth:
                 depth -= 1
+                labels.pop()
                 current = run(False, after_end=True)
         elif opcode == op.DELEGATE:
             depth -= 1  # ends a (legacy) try block
+            labels.pop()
             current = run(False, after_end=True)
         elif opcode in _RUN_ENDS:
             current = run(False, after_end=opcode in (op.CATCH, op.CATCH_ALL))
+        if refund is not None:
+            refund.refunds.append(current)
+            refund = None
+    for loop in loops:
+        loop.fold()
     # With exception handling, a throw from a callee lands at a catch or after
     # a try_table's label without passing the reload that follows a call: there
     # the function keeps the global current after every charge and reads it
     # back where a caught exception can land.
-    exceptions = any(instr.op in _TRIES for instr in code)
     result: list[Instr] = []
     checks = 0
     for item in out:
@@ -265,20 +337,26 @@ def _meter_body(code: list[Instr], local: int, fuel: int, step: int, types: list
             continue
         if exceptions and item.after_end:
             result += reload
+        cost = item.total()
         if item.check:
             checks += 1
-            result += [Instr(op.GLOBAL_GET, fuel) if item.entry else Instr(op.LOCAL_GET, local),
-                       Instr(op.I64_CONST, item.cost), Instr(op.I64_SUB),
-                       Instr(op.LOCAL_TEE, local), Instr(op.I64_CONST, 0), Instr(op.I64_LT_S),
-                       Instr(op.IF, BLOCKTYPE_EMPTY)]
+            if item.entry:  # costs at least the call
+                result += [Instr(op.GLOBAL_GET, fuel), Instr(op.I64_CONST, cost),
+                           Instr(op.I64_SUB), Instr(op.LOCAL_TEE, local)]
+            elif cost:
+                result += [Instr(op.LOCAL_GET, local), Instr(op.I64_CONST, cost),
+                           Instr(op.I64_SUB), Instr(op.LOCAL_TEE, local)]
+            else:  # a loop header the edges into it paid for
+                result.append(Instr(op.LOCAL_GET, local))
+            result += [Instr(op.I64_CONST, 0), Instr(op.I64_LT_S), Instr(op.IF, BLOCKTYPE_EMPTY)]
             for x, g in item.save:
                 result += [Instr(op.LOCAL_GET, x), Instr(op.GLOBAL_SET, g)]
             result += [*flush, Instr(op.CALL, step), *reload]
             for x, g in item.save:
                 result += [Instr(op.GLOBAL_GET, g), Instr(op.LOCAL_SET, x)]
             result.append(Instr(op.END))
-        elif item.cost:
-            result += [Instr(op.LOCAL_GET, local), Instr(op.I64_CONST, item.cost),
+        elif cost:
+            result += [Instr(op.LOCAL_GET, local), Instr(op.I64_CONST, cost),
                        Instr(op.I64_SUB), Instr(op.LOCAL_SET, local)]
         else:
             continue
@@ -321,6 +399,23 @@ def _loop_locals(code: list[Instr]) -> dict[int, list[int]]:
                 if innermost is not None:
                     innermost |= seen
     return out
+
+
+def _back_edge(instr: Instr, labels: list[_Loop | None], run: _Charge) -> _Loop | None:
+    """Note a branch back to a loop header, ending ``run``; the loop if it is a ``br_if``."""
+    if instr.op == op.BR_TABLE:
+        for open_loop in labels:
+            if open_loop is not None:
+                open_loop.foldable = False
+        return None
+    label = instr.imm
+    if label >= len(labels) or (loop := labels[-1 - label]) is None:
+        return None
+    if run is loop.header:
+        loop.foldable = False
+        return None
+    loop.repeats.append(run)
+    return loop if instr.op == op.BR_IF else None
 
 
 def _leaves_function(instr: Instr, depth: int) -> bool:
