@@ -66,6 +66,10 @@ class LinkPlan:
     def __init__(self, entries: Sequence[LinkEntry], classes: Sequence[type]) -> None:
         self.entries = tuple(entries)
         self.classes = tuple(classes)
+        # what ``bind`` reads per slot, unpacked once: binding runs for every
+        # instance (every Lunatic process), the plan is built once per module
+        self._host_indexes = tuple(e.host_index for e in self.entries)
+        self._attrs = tuple(e.function.attr for e in self.entries)
 
     @classmethod
     def build(cls, imports: Sequence[ImportSpec], classes: Sequence[type],
@@ -106,12 +110,8 @@ class LinkPlan:
 
     def bind(self, hosts: Sequence[Any]) -> Caller:
         """A fresh ``Caller`` whose slots hold the bound methods of ``hosts``."""
-        methods: list[Any] = []
-        owners: list[Any] = []
-        for e in self.entries:
-            host = hosts[e.host_index]
-            owners.append(host)
-            methods.append(getattr(host, e.function.attr))
+        owners = [hosts[index] for index in self._host_indexes]
+        methods: list[Any] = list(map(getattr, owners, self._attrs))
         return Caller(methods, owners)
 
 

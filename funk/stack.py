@@ -54,7 +54,10 @@ def _make_stack_pointer() -> tuple[Callable[[], int], mmap.mmap] | None:
         return None
     page.write(code)
     address = ctypes.addressof(ctypes.c_char.from_buffer(page))
-    function = ctypes.CFUNCTYPE(ctypes.c_size_t)(address)
+    # PYFUNCTYPE: called with the GIL held.  A CFUNCTYPE call releases it, and
+    # on wasmer (which runs wasm holding it) that made every guarded host call
+    # a point where another thread could take the GIL from the guest.
+    function = ctypes.PYFUNCTYPE(ctypes.c_size_t)(address)
     return function, page  # the page must live as long as the function
 
 

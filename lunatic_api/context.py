@@ -10,7 +10,7 @@ sockets close (once their last reference is gone), queued resources go.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from funk.errors import Trap
@@ -44,8 +44,37 @@ def _close(resource: Any) -> None:
     resource.close()
 
 
+#: attribute -> (resource name in trap messages, what clearing does to each entry),
+#: in the order ``tables`` lists them
+_TABLES: dict[str, tuple[str, Callable[[Any], None] | None]] = {
+    "processes": ("process", None),
+    "streams": ("TCP stream", _release),
+    "listeners": ("TCP listener", _close),
+    "dns_iterators": ("DNS iterator", None),
+    "errors": ("error", None),
+    "configs": ("config", None),
+    "environments": ("environment", None),
+    "modules": ("module", None),
+}
+
+
 class ProcessContext:
-    """Per-process host state shared by the process's host objects."""
+    """Per-process host state shared by the process's host objects.
+
+    The handle tables are made on first use: most processes touch one or two
+    of the eight, and every spawn would otherwise build (and ``release``
+    clear) all of them.  A table that does not exist yet is as good as an
+    empty one, since ids count from 0 per table.
+    """
+
+    processes: ResourceTable
+    streams: ResourceTable
+    listeners: ResourceTable
+    dns_iterators: ResourceTable
+    errors: ResourceTable
+    configs: ResourceTable
+    environments: ResourceTable
+    modules: ResourceTable
 
     def __init__(self, runtime: Runtime, process: Process, module: LunaticModule | None) -> None:
         self.runtime = runtime
@@ -54,14 +83,19 @@ class ProcessContext:
         self.module = module
         #: the scratch slot (spec section 7.1): the message being built or read
         self.scratch: Message | None = None
-        self.processes = ResourceTable("process")
-        self.streams = ResourceTable("TCP stream", on_drop=_release)
-        self.listeners = ResourceTable("TCP listener", on_drop=_close)
-        self.dns_iterators = ResourceTable("DNS iterator")
-        self.errors = ResourceTable("error")
-        self.configs = ResourceTable("config")
-        self.environments = ResourceTable("environment")
-        self.modules = ResourceTable("module")
+
+    if not TYPE_CHECKING:  # hidden from mypy, so a misspelt attribute stays an error
+        def __getattr__(self, attr: str) -> ResourceTable:
+            # only reached while the attribute does not exist: make the table,
+            # after which the attribute is found directly
+            try:
+                name, on_drop = _TABLES[attr]
+            except KeyError:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute "
+                                     f"{attr!r}") from None
+            table = ResourceTable(name, on_drop)
+            setattr(self, attr, table)
+            return table
 
     @property
     def environment(self) -> Environment:
@@ -91,14 +125,17 @@ class ProcessContext:
 
     def tables(self) -> Iterator[ResourceTable]:
         """Every handle table."""
-        yield from (self.processes, self.streams, self.listeners, self.dns_iterators,
-                    self.errors, self.configs, self.environments, self.modules)
+        for attr in _TABLES:
+            yield getattr(self, attr)
 
     def release(self) -> None:
         """Drop every handle and the scratch message (the process has ended)."""
         self.set_scratch(None)
-        for table in self.tables():
-            table.clear()
+        made = self.__dict__
+        for attr in _TABLES:
+            table = made.get(attr)
+            if table is not None:  # a table never made holds nothing
+                table.clear()
 
 
 def host_classes() -> tuple[type, ...]:

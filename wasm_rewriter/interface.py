@@ -2,8 +2,9 @@
 
 ``Module.parse`` decodes every function body; an embedder that only wants to
 know what a module imports and exports (funk's backends, before linking)
-needs four small sections.  ``read_interface`` reads just those and skips
-the rest by their sizes.
+needs four small sections, plus the start section (whether instantiating
+runs code).  ``read_interface`` reads just those and skips the rest by their
+sizes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from wasm_rewriter.sections import (
     SECTION_EXPORT,
     SECTION_FUNCTION,
     SECTION_IMPORT,
+    SECTION_START,
     SECTION_TYPE,
     Export,
     FuncType,
@@ -38,12 +40,14 @@ _HEADER = b"\0asm\x01\0\0\0"
 
 @dataclass(frozen=True)
 class Interface:
-    """The types, imports, defined functions' type indices and exports of a module."""
+    """The types, imports, defined functions' type indices and exports of a module,
+    and its start function (``None``: it has none)."""
 
     types: tuple[FuncType, ...]
     imports: tuple[Import, ...]
     functions: tuple[int, ...]
     exports: tuple[Export, ...]
+    start: int | None = None
 
     def type_index_of(self, function: int) -> int:
         """The type index of function ``function`` (imported functions first)."""
@@ -64,6 +68,7 @@ def read_interface(data: bytes) -> Interface:
     imports: list[Import] = []
     functions: list[int] = []
     exports: list[Export] = []
+    start: int | None = None
     while not r.at_end():
         sid = r.u8()
         size = r.u32()
@@ -80,5 +85,7 @@ def read_interface(data: bytes) -> Interface:
             functions = sr.vec(sr.u32, "function")
         elif sid == SECTION_EXPORT:
             exports = sr.vec(partial(read_export, sr), "export")
+        elif sid == SECTION_START:
+            start = sr.u32()
         r.pos = end
-    return Interface(tuple(types), tuple(imports), tuple(functions), tuple(exports))
+    return Interface(tuple(types), tuple(imports), tuple(functions), tuple(exports), start)

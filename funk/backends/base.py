@@ -66,14 +66,15 @@ class CompiledModule(abc.ABC):
     def instantiate(self, hosts: Sequence[Any] = (), allow: AllowFilter | None = None
                     ) -> Instance:
         """A new instance linked with ``hosts`` (see class docstring)."""
-        classes = classes_of(hosts)
-        key = (classes, allow)
+        # Plans are keyed by the bare classes: a key that is in the cache was
+        # validated when its plan was built, so only a miss checks the classes.
+        key = (tuple(map(type, hosts)), allow)
         prepared = self._plans.get(key)
         if prepared is None:
             with self._plans_lock:
                 prepared = self._plans.get(key)
                 if prepared is None:
-                    plan = LinkPlan.build(self.imports, classes, allow)
+                    plan = LinkPlan.build(self.imports, classes_of(hosts), allow)
                     prepared = self._plans[key] = self._prepare(plan)
         return self._instantiate(prepared, hosts)
 

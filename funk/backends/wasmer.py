@@ -220,7 +220,11 @@ class WasmerModule(CompiledModule):
                     maker = _stack_guarded(maker, fn.qualname, reserve)
             else:
                 maker = _stub(fn.qualname)
-            makers.append((entry, maker))
+            # the signature's wasmer types, worked out once (``wasm_params`` is
+            # computed from the lowerings at every access)
+            makers.append((entry.imp.namespace, entry.imp.name,
+                           [_VALTYPE[t] for t in fn.wasm_params],
+                           [_VALTYPE[t] for t in fn.wasm_results], maker))
         return plan, makers
 
     def _instantiate(self, prepared: Any, hosts: Sequence[Any]) -> Instance:
@@ -229,11 +233,9 @@ class WasmerModule(CompiledModule):
         caller = plan.bind(hosts)
         s = store()
         namespaces: dict[str, dict[str, wasmer.Function]] = {}
-        for slot, (entry, maker) in enumerate(makers):
-            fn = entry.function
-            ftype = wasmer.FunctionType([_VALTYPE[t] for t in fn.wasm_params],
-                                        [_VALTYPE[t] for t in fn.wasm_results])
-            namespaces.setdefault(entry.imp.namespace, {})[entry.imp.name] = wasmer.Function(
+        for slot, (namespace, name, params, results, maker) in enumerate(makers):
+            ftype = wasmer.FunctionType(params, results)
+            namespaces.setdefault(namespace, {})[name] = wasmer.Function(
                 s, maker(caller, slot), ftype)
         import_object = wasmer.ImportObject()
         for ns, functions in namespaces.items():

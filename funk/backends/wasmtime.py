@@ -29,6 +29,7 @@ from ctypes import POINTER, byref
 from typing import Any
 
 import wasmtime
+from wasmtime import _bindings
 from wasmtime import _ffi as ffi
 from wasmtime._extern import wrap_extern
 
@@ -63,6 +64,70 @@ _memoryview_at = ctypes.pythonapi.PyMemoryView_FromMemory
 _memoryview_at.restype = ctypes.py_object
 _memoryview_at.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)
 _PyBUF_WRITE = 0x200
+
+
+#: the wasmtime library again (the same handle), as a ``PyDLL``: calls keep the GIL
+_WITH_GIL = ctypes.PyDLL(ffi.dll._name, handle=ffi.dll._handle)
+
+
+def _keeping_gil(name: str) -> Any:
+    """The C function ``name``, called without releasing the GIL.
+
+    ctypes releases the GIL around every call into a ``CDLL``.  While another
+    thread waits for the GIL (a process just handed to its thread, say), it
+    takes the GIL then, usually on the other CPU, and the caller waits to get
+    it back: on a busy 2-CPU machine such a hand-over costs more than the
+    instantiation it interrupts.  So the short calls on the path of every
+    instantiation and release keep it.  Only for functions that run no wasm
+    (nor host code) and never block; same signature as wasmtime-py's binding.
+    """
+    fn = getattr(_WITH_GIL, name)
+    like = getattr(_bindings, "_" + name)
+    fn.restype, fn.argtypes = like.restype, like.argtypes
+    return fn
+
+
+_export_get = _keeping_gil("wasmtime_instance_export_get")
+_memory_data = _keeping_gil("wasmtime_memory_data")
+# the address as an int: a ``POINTER(c_uint8)`` result had to go through
+# ``ctypes.cast``, which leaves a reference cycle behind for the collector
+_memory_data.restype = ctypes.c_void_p
+_memory_data_size = _keeping_gil("wasmtime_memory_data_size")
+_store_new = _keeping_gil("wasmtime_store_new")
+_store_context = _keeping_gil("wasmtime_store_context")
+_store_delete = _keeping_gil("wasmtime_store_delete")
+#: instantiating a module that has no start function runs no wasm: allocation
+#: and segment copies bounded by the module's size
+_pre_instantiate_keeping_gil = _keeping_gil("wasmtime_instance_pre_instantiate")
+
+
+class _Store:
+    """One ``wasmtime_store_t``: the engine objects of one instance.
+
+    Lighter than ``wasmtime.Store`` (which funk used before): only what funk
+    calls, and made and deleted without releasing the GIL (see
+    ``_keeping_gil``).  Deleted when the last reference goes.
+    """
+
+    __slots__ = ("_ptr", "_ctx")
+
+    #: held by the class: at interpreter exit, module globals are cleared before
+    #: the last stores may be collected
+    _delete = staticmethod(_store_delete)
+
+    def __init__(self) -> None:
+        self._ptr = _store_new(engine().ptr(), None, _NULL_FINALIZER)
+        self._ctx = _store_context(self._ptr)
+
+    def _context(self) -> Any:
+        """The store's ``wasmtime_context_t *`` (what the C API calls take)."""
+        return self._ctx
+
+    def __del__(self) -> None:
+        ptr = getattr(self, "_ptr", None)  # None if ``__init__`` failed
+        if ptr:
+            self._ptr = None
+            self._delete(ptr)
 
 
 def _trap(message: str) -> int:
@@ -255,6 +320,12 @@ class WasmtimeModule(CompiledModule):
                 imports.append(ImportSpec(imp.module, imp.name or "", kind))
         self.imports = tuple(imports)
         self.exports = tuple(e.name for e in self.module.exports)
+        # Without a start function, instantiating runs no wasm and keeps the
+        # GIL (``_keeping_gil``); a start function may run for as long as it
+        # likes, so other threads get the GIL meanwhile.  Unknown: assume one.
+        no_start = interface is not None and interface.start is None
+        self._pre_instantiate: Callable[..., Any] = (
+            _pre_instantiate_keeping_gil if no_start else ffi.wasmtime_instance_pre_instantiate)
         #: (params, results) of each function export, known once per module
         self.export_signatures = {}
         for n, exp in enumerate(self.module.exports):
@@ -294,15 +365,14 @@ class WasmtimeModule(CompiledModule):
 
     def _instantiate(self, prepared: _Prepared, hosts: Sequence[Any]) -> Instance:
         caller = prepared.plan.bind(hosts)
-        store = wasmtime.Store(engine())
+        store = _Store()
         context = store._context()
         raw = ffi.wasmtime_instance_t()
         trap = POINTER(ffi.wasm_trap_t)()
         prev = _tls.caller
         _tls.caller = caller
         try:
-            err = ffi.wasmtime_instance_pre_instantiate(prepared.pre.ptr(), context, byref(raw),
-                                                        byref(trap))
+            err = self._pre_instantiate(prepared.pre.ptr(), context, byref(raw), byref(trap))
         finally:
             _tls.caller = prev
         _raise_failure(caller, err, trap)
@@ -371,10 +441,10 @@ class WasmtimeInstance(Instance):
     backend = "wasmtime"
 
     def __init__(self, module: WasmtimeModule, caller: Caller, hosts: Sequence[Any],
-                 store: wasmtime.Store, instance: wasmtime.Instance) -> None:
+                 store: _Store, instance: wasmtime.Instance) -> None:
         super().__init__(caller, hosts)
         self.module = module
-        self._store: wasmtime.Store | None = store
+        self._store: _Store | None = store
         self._instance = instance
         memory = self._extern("memory")
         if memory is not None and memory.kind == ffi.WASMTIME_EXTERN_MEMORY.value:
@@ -388,18 +458,16 @@ class WasmtimeInstance(Instance):
         assert self._store is not None
         item = ffi.wasmtime_extern_t()
         data = name.encode("utf-8")
-        found = ffi.wasmtime_instance_export_get(self._store._context(),
-                                                 byref(self._instance._instance),
-                                                 data, len(data), byref(item))
+        found = _export_get(self._store._context(), byref(self._instance._instance),
+                            data, len(data), byref(item))
         return item if found else None
 
     def _guest_memory(self, raw: Any) -> GuestMemory:
         context = self._store._context() if self._store else None
 
         def fetch() -> tuple[memoryview, int]:
-            base = ffi.wasmtime_memory_data(context, byref(raw))
-            size = ffi.wasmtime_memory_data_size(context, byref(raw))
-            addr = ctypes.cast(base, ctypes.c_void_p).value
+            addr = _memory_data(context, byref(raw))
+            size = _memory_data_size(context, byref(raw))
             return _memoryview_at(addr, size, _PyBUF_WRITE), size
 
         return GuestMemory(fetch)

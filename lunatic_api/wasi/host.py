@@ -82,16 +82,46 @@ def _env_pairs(env: Mapping[str, str] | Iterable[tuple[str, str]]) -> list[bytes
     return out
 
 
+class _InheritedStdio(Descriptor):
+    """One of fds 0-2 shared with the host process (``INHERIT``).
+
+    A terminal is a character device; anything else is reported as
+    "unknown", as wasmtime does for stdio.  Which one is asked of the host
+    (``os.isatty``) when the file type is first read, not when the ``Wasi``
+    is made: only ``fd_fdstat_get`` tells it to the guest, few guests ask,
+    and the three system calls were a tenth of the cost of spawning a
+    Lunatic process.  Like wasmtime, which asks the host whenever the guest
+    asks, the answer describes the descriptor as it is then.
+    """
+
+    __slots__ = ("_kind",)
+
+    def __init__(self, host_fd: int, rights: int) -> None:
+        super().__init__(Filetype.unknown, rights, rights, host_fd=host_fd, owned=False)
+        # the file type given above is a placeholder (it went through the setter)
+        self._kind: Filetype | None = None
+
+    @property
+    def filetype(self) -> Filetype:
+        kind = self._kind
+        if kind is None:
+            fd = self.host_fd
+            tty = fd is not None and os.isatty(fd)
+            kind = self._kind = Filetype.character_device if tty else Filetype.unknown
+        return kind
+
+    @filetype.setter
+    def filetype(self, value: Filetype) -> None:
+        self._kind = value
+
+
 def _stdio(spec: Any, host_fd: int, rights: int, reading: bool) -> Descriptor:
     """The descriptor for one of fds 0-2 from its constructor option."""
     if spec is None:
         stream: MemoryInput | MemoryOutput = MemoryInput(b"") if reading else MemoryOutput(None)
         return Descriptor(Filetype.unknown, rights, rights, stream=stream)
     if isinstance(spec, str) and spec == INHERIT:
-        # a terminal is a character device; anything else is reported as
-        # "unknown", as wasmtime does for stdio
-        kind = Filetype.character_device if os.isatty(host_fd) else Filetype.unknown
-        return Descriptor(kind, rights, rights, host_fd=host_fd, owned=False)
+        return _InheritedStdio(host_fd, rights)
     if reading and isinstance(spec, (bytes, bytearray, memoryview)):
         return Descriptor(Filetype.unknown, rights, rights, stream=MemoryInput(bytes(spec)))
     if not reading and isinstance(spec, bytearray):
