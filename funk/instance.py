@@ -139,13 +139,14 @@ class ExportFunction:
         self.results = results
         self._instance = instance  # strong: a kept export keeps its instance alive
         self._func = func
+        #: value types Python cannot pass (v128, references): calling it is refused
+        self._unsupported = [t for t in params + results if t not in _NUMBER_TYPES]
 
     def _check_args(self, args: Sequence[Any]) -> None:
         """Reject value types Python cannot pass (v128, references), a wrong arity,
         non-ints for integer types and out-of-range ints."""
-        unsupported = [t for t in self.params + self.results if t not in _NUMBER_TYPES]
-        if unsupported:
-            raise TypeError(f"export {self.name} uses value types {unsupported} that "
+        if self._unsupported:
+            raise TypeError(f"export {self.name} uses value types {self._unsupported} that "
                             "funk cannot pass from Python")
         if len(args) != len(self.params):
             raise TypeError(f"export {self.name} takes {len(self.params)} arguments "

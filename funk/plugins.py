@@ -72,7 +72,7 @@ from funk.wasm_input import WasmSource, to_wasm_bytes
 from wasm_rewriter import Export, FuncType, Instr, MalformedModule, Module, decode_body
 from wasm_rewriter.limits import meter_fuel
 from wasm_rewriter.opcodes import DATA_DROP, MEMORY_INIT
-from wasm_rewriter.sections import KIND_FUNC, SECTION_TYPE
+from wasm_rewriter.sections import EXNREF, KIND_FUNC, SECTION_TYPE, VALUE_TYPE_NAMES
 
 __all__ = [
     "PLUGIN_NAMESPACE", "METER_NAMESPACE", "HOOK", "INITIALIZE", "DEFAULT_FUEL", "SLICE",
@@ -105,9 +105,8 @@ FUEL_PER_BYTE = 10
 SLICE = 100_000
 """Fuel between two calls of the ``on_slice`` callback."""
 
-VALUE_TYPES = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64", 0x7B: "v128",
-               0x70: "funcref", 0x6F: "externref"}
-"""The value type bytes ``add_function_type`` and ``add_function`` accept."""
+VALUE_TYPES = {byte: name for byte, name in VALUE_TYPE_NAMES.items() if byte != EXNREF}
+"""The value type bytes ``add_function_type`` and ``add_function`` accept (spec 7.10)."""
 
 OK = 0
 ERROR = 1

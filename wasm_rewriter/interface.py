@@ -21,6 +21,7 @@ from wasm_rewriter.sections import (
     SECTION_IMPORT,
     SECTION_START,
     SECTION_TYPE,
+    VALUE_TYPE_NAMES,
     Export,
     FuncType,
     Import,
@@ -30,10 +31,6 @@ from wasm_rewriter.sections import (
 )
 
 __all__ = ["Interface", "read_interface", "VALUE_TYPE_NAMES"]
-
-VALUE_TYPE_NAMES = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64", 0x7B: "v128",
-                    0x70: "funcref", 0x6F: "externref", 0x69: "exnref"}
-"""The text names of value type bytes (as engines print them)."""
 
 _HEADER = b"\0asm\x01\0\0\0"
 

@@ -71,6 +71,10 @@ EXTERNREF = 0x6F
 EXNREF = 0x69
 _REFTYPES = frozenset((FUNCREF, EXTERNREF, EXNREF))
 
+VALUE_TYPE_NAMES = {I32: "i32", I64: "i64", F32: "f32", F64: "f64", V128: "v128",
+                    FUNCREF: "funcref", EXTERNREF: "externref", EXNREF: "exnref"}
+"""The text names of value type bytes (as engines print them)."""
+
 
 def _valtype(r: Reader) -> int:
     pos = r.pos
