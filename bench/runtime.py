@@ -11,7 +11,11 @@ Three cases, each next to its floor in plain Python (no wasm):
    when the last spawn returned; children still finishing are waited for
    after the clock stopped, before the next measurement.  Floor: ``n`` times
    ``threading.Thread(target=noop).start()`` (which also returns once the
-   thread runs).  Target: >= 5,000 spawns/s.
+   thread runs).  Target: >= 5,000 spawns/s.  What decides it on 2 CPUs is
+   how often the interpreter lock passes between spawner and child on
+   different CPUs (a cross-CPU wake-up each, ~30 us here): the scheduler's
+   CPU hint (``lunatic_api.scheduler``) keeps a new child on its spawner's
+   CPU until it blocks or runs long; ``--no-cpu-hint`` shows the difference.
 2. ``idle``: ``n`` processes blocked in ``receive``, spawned from Python with
    ``rt.spawn``; resident memory (``VmRSS`` of ``/proc/self/status``) over the
    baseline (runtime made, module compiled, one process run), per process,
@@ -52,6 +56,7 @@ numbers jump between regimes).
     python bench/runtime.py [--rounds 7] [--engines wasmtime,wasmer] [--quick]
     python bench/runtime.py --cpus 0               # all on one CPU
     python bench/runtime.py --profile-spawn 2000   # cProfile of spawns, all threads
+    python bench/runtime.py --no-cpu-hint          # without the scheduler's CPU hint
 
 Cross-CPU wake-ups in these VMs cost from a few to ~100 us depending on the
 moment (the plain-Python ping-pong floor has been seen anywhere from 10k to
@@ -225,9 +230,11 @@ class Engine:
     """One runtime on one engine, with the guest module compiled (``dense``:
     ``Runtime.dense``, which ignores ``stack_size``)."""
 
-    def __init__(self, backend: str, stack_size: int, dense: bool = False) -> None:
-        self.runtime = (Runtime.dense(backend) if dense else
-                        Runtime(backend=backend, scheduler=ThreadScheduler(stack_size=stack_size)))
+    def __init__(self, backend: str, stack_size: int, dense: bool = False,
+                 cpu_hint: bool = True) -> None:
+        self.runtime = (Runtime.dense(backend, cpu_hint=cpu_hint) if dense else
+                        Runtime(backend=backend, scheduler=ThreadScheduler(
+                            stack_size=stack_size, cpu_hint=cpu_hint)))
         self.module: LunaticModule = self.runtime.environment().add_module(GUEST, "bench")
 
     def run(self, function: str, n: int) -> float:
@@ -497,14 +504,14 @@ def run_idle(variant: str, n: int, stack_size: int, wasmtime_config: str,
 # -- profiling ---------------------------------------------------------------------------
 
 
-def profile_spawn(backend: str, n: int, stack_size: int, top: int) -> None:
+def profile_spawn(backend: str, n: int, stack_size: int, top: int, cpu_hint: bool) -> None:
     """cProfile ``spawner(n)`` on every thread (one profiler per process body), merged.
 
     The profilers count each thread's CPU time (``time.thread_time``), not wall
     time: with one thread per process, wall time would mostly be time spent
     waiting for the GIL or for another thread, charged to whatever was running.
     """
-    engine = Engine(backend, stack_size)
+    engine = Engine(backend, stack_size, cpu_hint=cpu_hint)
     engine.run("spawner", 200)  # warm-up
     profiles: list[cProfile.Profile] = []
     lock = threading.Lock()
@@ -555,7 +562,8 @@ def _fmt_n(value: float) -> str:
 
 def report(engines: list[str], times: dict[str, dict[str, list[float]]],
            idle: dict[str, dict[str, Any]], spawns: int, trips: int, idle_n: int,
-           rounds: int, stack_size: int, teardown: str, load: float) -> None:
+           rounds: int, stack_size: int, teardown: str, load: float,
+           cpu_hint: bool = True) -> None:
     """Print the table and one ``target`` line per target."""
     cols = [FLOOR] + engines
     width = 46
@@ -570,7 +578,8 @@ def report(engines: list[str], times: dict[str, dict[str, list[float]]],
              for case in ("spawn", "pingpong")}
 
     print(f"\n== Lunatic runtime on funk vs plain-Python threads ({rounds} rounds, medians; "
-          f"scheduler stack {stack_size >> 10} KiB, idle configurations below; on CPUs "
+          f"scheduler stack {stack_size >> 10} KiB, CPU hint {'on' if cpu_hint else 'off'}, "
+          f"idle configurations below; on CPUs "
           f"{','.join(map(str, sorted(os.sched_getaffinity(0))))} of {os.cpu_count()}, load "
           f"average {load:.1f} before the run) ==")
     row("metric", {c: c for c in cols}, "target")
@@ -670,6 +679,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpus", default="",
                         help="run on these CPUs only, e.g. 0 (comma-separated; children "
                              "inherit it): one CPU takes cross-CPU wake-ups out of the numbers")
+    parser.add_argument("--no-cpu-hint", dest="cpu_hint", action="store_false",
+                        help="spawn and ping-pong runtimes without the scheduler's CPU hint "
+                             "(ThreadScheduler(cpu_hint=False)), to see what it is worth")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: tiny sizes, 2 rounds (numbers are not meaningful)")
     parser.add_argument("--profile-spawn", type=int, default=0, metavar="N",
@@ -688,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--engines must name some of {', '.join(ENGINES)}")
     if args.profile_spawn:
         for engine in engines:
-            profile_spawn(engine, args.profile_spawn, args.stack_size, 30)
+            profile_spawn(engine, args.profile_spawn, args.stack_size, 30, args.cpu_hint)
         return 0
     if args.quick:
         spawns, trips, idle_n, rounds = 100, 300, 100, 2
@@ -699,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
     idle = {v: run_idle(v, idle_n, args.stack_size, args.idle_wasmtime_config,
                         args.idle_teardown, args.idle_config) for v in [FLOOR] + engines}
 
-    runtimes = {e: Engine(e, args.stack_size) for e in engines}
+    runtimes = {e: Engine(e, args.stack_size, cpu_hint=args.cpu_hint) for e in engines}
     variants: dict[str, dict[str, Measure]] = {
         "spawn": {FLOOR: spawn_floor(spawns)},
         "pingpong": {FLOOR: pingpong_floor(trips)},
@@ -714,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
             engine.close()
 
     report(engines, times, idle, spawns, trips, idle_n, rounds, args.stack_size,
-           args.idle_teardown, load)
+           args.idle_teardown, load, args.cpu_hint)
     if args.quick:
         print("(--quick: sizes too small for the numbers to mean anything)")
     return 0

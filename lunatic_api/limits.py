@@ -37,7 +37,7 @@ import funk
 from funk.errors import CompileError, Trap
 from funk.types import i64
 from lunatic_api.process import WOKEN, Process
-from lunatic_api.scheduler import HOST_STACK_MARGIN
+from lunatic_api.scheduler import HOST_STACK_MARGIN, release_cpu_hint
 from wasm_rewriter import MalformedModule, Module
 from wasm_rewriter.limits import MAX_PAGES, PAGE_SIZE, cap_memory, meter_fuel
 
@@ -160,6 +160,11 @@ class Meter:
     def refuel(self, left: i64) -> i64:
         """Account for the slice just used (``left`` is what remains, < 0); the next slice."""
         self.used += self.given - left
+        # the first call comes at the process's first fuel check; later ones
+        # after a whole slice: the process is busy
+        busy = self.given != 0
+        if busy:
+            release_cpu_hint()  # let it use any CPU
         self.given = 0
         self.process.check_killed()
         spawner = self.spawner
@@ -175,7 +180,7 @@ class Meter:
                 raise Trap(f"{OUT_OF_FUEL}: the process used its max_fuel of "
                            f"{self.max_fuel} units ({self.limit:,} fuel)", function="")
             grant = min(self.slice, remaining)
-        if self.yield_gil:
+        if self.yield_gil and busy:
             # wasmer runs wasm holding the interpreter lock: this is the only
             # moment another process's thread can take it.  A bare host call
             # hands it over only when a waiter has asked for it for 5 ms (the

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from lunatic_api.process import Process
+from lunatic_api.scheduler import release_cpu_hint
 
 __all__ = [
     "SharedStream", "StreamRef", "wait_ready", "os_error_text", "NetError", "READ", "WRITE",
@@ -59,6 +60,7 @@ def wait_ready(process: Process, fd: int, events: int, deadline: float | None) -
     Raises ``ProcessKilled`` if the process is killed meanwhile (a suspension
     point).  Errors and hang-ups count as ready: the next I/O call reports them.
     """
+    release_cpu_hint()  # a blocked process has no reason to stay by its spawner
     wake = process.wake_fd()
     poller = select.poll()
     poller.register(fd, events)

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lunatic_api.messages import Message, SignalMessage
+from lunatic_api.scheduler import release_cpu_hint
 
 if TYPE_CHECKING:
     from lunatic_api.environment import Environment
@@ -158,7 +159,9 @@ class Process:
         self._waiting = False
         self._wake_fd: int | None = None
         self.outcome: Outcome | None = None
-        self._ended = threading.Event()
+        #: ``finish`` is over (links told): what ``join`` waits for, on ``_cond``
+        #: (an ``Event`` of its own cost a third of making a process)
+        self._done = False
         #: called with (process, outcome) after it ended (set by the runtime)
         self.on_end: Callable[[Process, Outcome], None] | None = None
 
@@ -181,9 +184,15 @@ class Process:
         return self._kill_reason is not None
 
     def join(self, timeout: float | None = None) -> Outcome | None:
-        """Wait until the process has ended; its ``Outcome`` (``None`` on timeout)."""
-        self._ended.wait(timeout)
-        return self.outcome
+        """Wait until the process has ended; its ``Outcome`` (``None`` on timeout).
+
+        Once this returns an outcome, linked processes have been told and the
+        runtime's ``on_end`` has run.
+        """
+        with self._lock:
+            if not self._done:
+                self._cond.wait_for(lambda: self._done, timeout)
+            return self.outcome if self._done else None
 
     def mailbox_size(self) -> int:
         """Messages delivered but not yet received."""
@@ -322,6 +331,7 @@ class Process:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return None
+                release_cpu_hint()  # blocked: no reason to stay by the spawner
                 self._waiting = True
                 try:
                     self._cond.wait(remaining)
@@ -334,6 +344,7 @@ class Process:
     def sleep(self, seconds: float) -> None:
         """Sleep at least ``seconds``; a kill ends the sleep with ``ProcessKilled``."""
         deadline = time.monotonic() + seconds
+        release_cpu_hint()
         with self._lock:
             while self._kill_reason is None:
                 remaining = deadline - time.monotonic()
@@ -370,7 +381,7 @@ class Process:
             self._links.clear()
         for message in mailbox:
             message.release()
-        self._ended.set()
+        self._set_done()
 
     def finish(self, outcome: Outcome) -> None:
         """Record the end: drop the mailbox, notify links if abnormal, wake joiners.
@@ -403,4 +414,9 @@ class Process:
         if outcome.abnormal:
             for peer, tag in links:
                 peer.link_died(tag)
-        self._ended.set()
+        self._set_done()
+
+    def _set_done(self) -> None:
+        with self._lock:
+            self._done = True
+            self._cond.notify_all()

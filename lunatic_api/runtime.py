@@ -43,6 +43,7 @@ from lunatic_api.scheduler import (
     ThreadScheduler,
     max_wasm_stack_for,
     min_stack_size,
+    release_cpu_hint,
 )
 from lunatic_api.spawn_params import Param, SpawnError
 from lunatic_api.spawning import WasmLauncher, outcome_of
@@ -105,7 +106,7 @@ class Runtime:
         ``DENSE_WASMTIME_SETTINGS`` (no copy-on-write memory image, a 224 KiB
         ``max_wasm_stack`` that such a stack holds safely): about 6.4 maps per
         idle process, so 10,000 fit.  ``scheduler_options`` go to the
-        ``ThreadScheduler`` (``idle_timeout``, ``max_idle``).
+        ``ThreadScheduler`` (``idle_timeout``, ``max_idle``, ``cpu_hint``).
 
         The wasmtime engine is one per Python process, made when first
         needed: call this before anything is compiled for wasmtime (else
@@ -182,6 +183,9 @@ class Runtime:
             process.link(parent, link_tag, 0)
 
         def run() -> None:
+            # Python code may release the GIL for long (a C extension computing):
+            # nothing would tell when, so the thread is free to move from the start
+            release_cpu_hint()
             error: BaseException | None = None
             try:
                 body(native)

@@ -220,11 +220,13 @@ class WasmerModule(CompiledModule):
                     maker = _stack_guarded(maker, fn.qualname, reserve)
             else:
                 maker = _stub(fn.qualname)
-            # the signature's wasmer types, worked out once (``wasm_params`` is
-            # computed from the lowerings at every access)
-            makers.append((entry.imp.namespace, entry.imp.name,
-                           [_VALTYPE[t] for t in fn.wasm_params],
-                           [_VALTYPE[t] for t in fn.wasm_results], maker))
+            # the signature, made once: ``wasm_params`` is computed from the
+            # lowerings at every access, and a ``FunctionType`` (which, unlike
+            # most wasmer objects, any thread may use) costs more than the
+            # ``Function`` made from it
+            ftype = wasmer.FunctionType([_VALTYPE[t] for t in fn.wasm_params],
+                                        [_VALTYPE[t] for t in fn.wasm_results])
+            makers.append((entry.imp.namespace, entry.imp.name, ftype, maker))
         return plan, makers
 
     def _instantiate(self, prepared: Any, hosts: Sequence[Any]) -> Instance:
@@ -233,8 +235,7 @@ class WasmerModule(CompiledModule):
         caller = plan.bind(hosts)
         s = store()
         namespaces: dict[str, dict[str, wasmer.Function]] = {}
-        for slot, (namespace, name, params, results, maker) in enumerate(makers):
-            ftype = wasmer.FunctionType(params, results)
+        for slot, (namespace, name, ftype, maker) in enumerate(makers):
             namespaces.setdefault(namespace, {})[name] = wasmer.Function(
                 s, maker(caller, slot), ftype)
         import_object = wasmer.ImportObject()
