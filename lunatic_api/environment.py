@@ -41,6 +41,7 @@ from funk.plugins import Plugin, apply_plugins
 from lunatic_api.limits import FUEL_UNIT, METER_NAMESPACE, PAGE_SIZE, instrument, memory_pages
 from lunatic_api.registry import Registry
 from lunatic_api.spawn_params import SpawnError
+from lunatic_api.wasi.abi import NAMESPACE as WASI_NAMESPACE
 
 if TYPE_CHECKING:
     from lunatic_api.runtime import Runtime
@@ -190,6 +191,8 @@ class LunaticModule:
         self.wasm = wasm
         self.name = name
         self.initial_pages = initial_pages
+        #: whether it imports anything of WASI (a process of it needs WASI state)
+        self.uses_wasi = any(imp.namespace == WASI_NAMESPACE for imp in compiled.imports)
 
     def check_spawnable(self) -> None:
         """``SpawnError`` if the memory the module starts with is over its environment's limit."""

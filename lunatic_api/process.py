@@ -159,9 +159,12 @@ class Process:
         self._waiting = False
         self._wake_fd: int | None = None
         self.outcome: Outcome | None = None
-        #: ``finish`` is over (links told): what ``join`` waits for, on ``_cond``
-        #: (an ``Event`` of its own cost a third of making a process)
+        #: ``finish`` is over (links told): what ``join`` waits for
         self._done = False
+        #: set when ``_done`` becomes true; made by the first ``join`` that has to
+        #: wait (an ``Event`` per process was a third of the cost of making one,
+        #: and waiting on ``_cond`` would wake joiners at every message)
+        self._joined: threading.Event | None = None
         #: called with (process, outcome) after it ended (set by the runtime)
         self.on_end: Callable[[Process, Outcome], None] | None = None
 
@@ -190,9 +193,13 @@ class Process:
         runtime's ``on_end`` has run.
         """
         with self._lock:
-            if not self._done:
-                self._cond.wait_for(lambda: self._done, timeout)
-            return self.outcome if self._done else None
+            if self._done:
+                return self.outcome
+            if self._joined is None:
+                self._joined = threading.Event()
+            joined = self._joined
+        joined.wait(timeout)
+        return self.outcome if self._done else None
 
     def mailbox_size(self) -> int:
         """Messages delivered but not yet received."""
@@ -419,4 +426,6 @@ class Process:
     def _set_done(self) -> None:
         with self._lock:
             self._done = True
-            self._cond.notify_all()
+            joined = self._joined
+        if joined is not None:
+            joined.set()

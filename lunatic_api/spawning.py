@@ -213,12 +213,16 @@ class WasmLauncher:
         """Instantiate (running the start function) and find the entry export."""
         setup = _Setup(ProcessContext(self.runtime, process, module))
         try:
-            setup.wasi = _wasi(module.environment)
             context = setup.context
             meter = Meter(process, module.environment.config.max_fuel,
                           yield_gil=module.compiled.backend.holds_gil, spawner=spawner)
             hosts: list[Any] = [ErrorApi(context), MessageApi(context), ProcessApi(context),
-                                NetworkingApi(context), setup.wasi, meter]
+                                NetworkingApi(context), meter]
+            if module.uses_wasi:
+                # WASI state (descriptors, preopened directories) only for a
+                # module that can reach it
+                setup.wasi = _wasi(module.environment)
+                hosts.append(setup.wasi)
             _instantiating.depth += 1
             try:
                 setup.instance = module.compiled.instantiate(hosts, module.environment.allow)

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from lunatic_api import (
+    Config,
     DataMessage,
     Ending,
     LunaticModule,
@@ -39,8 +40,10 @@ from lunatic_api import (
     Process,
     Runtime,
     SignalMessage,
+    SpawnError,
 )
 from lunatic_api.net import SharedStream, StreamRef
+from tests.lunatic_support import wasm_of
 from tests.lunatic_wat import JOIN, STR_BASE, lunatic_module
 from tests.lunatic_wat import Collector as BaseCollector
 
@@ -729,3 +732,40 @@ def test_wasm_linked_to_native_process(rt: Runtime, how: str) -> None:
         life.command(wasm, RETURN)
         assert life.collector.expect(COMMAND)[:2] == (80, RETURN)
     ended(wasm, Ending.RETURNED)
+
+
+# -- WASI state only for modules that import WASI -----------------------------------
+
+_NO_WASI = """
+(module (memory (export "memory") 1) (func (export "main")))
+"""
+_WITH_WASI = """
+(module
+  (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
+  (memory (export "memory") 1)
+  (func (export "main") (drop (call $yield))))
+"""
+
+
+def test_wasi_state_only_for_modules_importing_wasi(backend: str, tmp_path: Any) -> None:
+    """A process gets WASI state (descriptors, preopened directories) only if its module
+    imports WASI: with a preopen that can no longer be opened, only such a module fails
+    to spawn, naming the directory."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    rt = Runtime(backend)
+    try:
+        env = rt.environment(Config(preopens=[("data", str(gone))]))
+        plain = env.add_module(wasm_of(_NO_WASI), "plain")
+        wasi = env.add_module(wasm_of(_WITH_WASI), "wasi")
+        assert (plain.uses_wasi, wasi.uses_wasi) == (False, True)
+        for module in (plain, wasi):  # both run while the directory exists
+            outcome = rt.spawn(module, "main").join(10)
+            assert outcome is not None and outcome.ending is Ending.RETURNED, outcome
+        gone.rmdir()
+        outcome = rt.spawn(plain, "main").join(10)
+        assert outcome is not None and outcome.ending is Ending.RETURNED, outcome
+        with pytest.raises(SpawnError, match="cannot preopen"):
+            rt.spawn(wasi, "main")
+    finally:
+        assert rt.shutdown(10) == []
