@@ -73,67 +73,63 @@ def thread_named(name: str) -> threading.Thread:
     return found[0]
 
 
-def test_handover_pins_the_thread_until_released() -> None:
-    scheduler = ThreadScheduler()
+@pytest.fixture
+def scheduler() -> Iterator[ThreadScheduler]:
+    """A scheduler with the hint on and one idle pooled thread."""
+    pool = ThreadScheduler()
     try:
-        assert scheduler.cpus == frozenset(os.sched_getaffinity(0))
-        warm(scheduler)
-        seen: dict[str, set[int]] = {}
-        done = threading.Event()
-
-        def body() -> None:
-            seen["start"] = os.sched_getaffinity(0)
-            release_cpu_hint()
-            seen["released"] = os.sched_getaffinity(0)
-            release_cpu_hint()  # a second release changes nothing
-            seen["again"] = os.sched_getaffinity(0)
-            done.set()
-
-        scheduler.start(body, "pinned")
-        assert done.wait(5)
-        assert len(seen["start"]) == 1 and seen["start"] <= scheduler.cpus
-        assert seen["released"] == seen["again"] == scheduler.cpus
+        assert pool.cpus == frozenset(os.sched_getaffinity(0))
+        warm(pool)
+        yield pool
     finally:
-        scheduler.shutdown()
+        pool.shutdown()
 
 
-def test_thread_is_released_when_its_body_ends() -> None:
-    scheduler = ThreadScheduler()
-    try:
-        warm(scheduler)
-        tid: list[int] = []
-        scheduler.start(lambda: tid.append(threading.get_native_id()), "ends")
-        assert wait_until(lambda: bool(tid) and scheduler.idle_threads >= 1)
-        assert os.sched_getaffinity(tid[0]) == scheduler.cpus
-    finally:
-        scheduler.shutdown()
+def test_handover_pins_the_thread_until_released(scheduler: ThreadScheduler) -> None:
+    seen: dict[str, set[int]] = {}
+    done = threading.Event()
+
+    def body() -> None:
+        seen["start"] = os.sched_getaffinity(0)
+        release_cpu_hint()
+        seen["released"] = os.sched_getaffinity(0)
+        release_cpu_hint()  # a second release changes nothing
+        seen["again"] = os.sched_getaffinity(0)
+        done.set()
+
+    scheduler.start(body, "pinned")
+    assert done.wait(5)
+    assert len(seen["start"]) == 1 and seen["start"] <= scheduler.cpus
+    assert seen["released"] == seen["again"] == scheduler.cpus
 
 
-def test_new_thread_started_by_a_pinned_thread_is_released() -> None:
+def test_thread_is_released_when_its_body_ends(scheduler: ThreadScheduler) -> None:
+    tid: list[int] = []
+    scheduler.start(lambda: tid.append(threading.get_native_id()), "ends")
+    assert wait_until(lambda: bool(tid) and scheduler.idle_threads >= 1)
+    assert os.sched_getaffinity(tid[0]) == scheduler.cpus
+
+
+def test_new_thread_started_by_a_pinned_thread_is_released(scheduler: ThreadScheduler) -> None:
     """A new thread inherits its creator's CPUs: one CPU, if the creator is pinned."""
-    scheduler = ThreadScheduler()
-    try:
-        warm(scheduler)
-        seen: dict[str, set[int]] = {}
-        done = threading.Event()
+    seen: dict[str, set[int]] = {}
+    done = threading.Event()
 
-        def child() -> None:
-            seen["child start"] = os.sched_getaffinity(0)
-            release_cpu_hint()
-            seen["child released"] = os.sched_getaffinity(0)
-            done.set()
+    def child() -> None:
+        seen["child start"] = os.sched_getaffinity(0)
+        release_cpu_hint()
+        seen["child released"] = os.sched_getaffinity(0)
+        done.set()
 
-        def parent() -> None:
-            seen["parent"] = os.sched_getaffinity(0)
-            scheduler.start(child, "child")  # no idle thread left: a new one
+    def parent() -> None:
+        seen["parent"] = os.sched_getaffinity(0)
+        scheduler.start(child, "child")  # no idle thread left: a new one
 
-        scheduler.start(parent, "parent")
-        assert done.wait(5)
-        assert len(seen["parent"]) == 1
-        assert seen["child start"] == seen["parent"]
-        assert seen["child released"] == scheduler.cpus
-    finally:
-        scheduler.shutdown()
+    scheduler.start(parent, "parent")
+    assert done.wait(5)
+    assert len(seen["parent"]) == 1
+    assert seen["child start"] == seen["parent"]
+    assert seen["child released"] == scheduler.cpus
 
 
 def test_hint_off() -> None:
