@@ -1,11 +1,12 @@
 """What a wasm process keeps for itself: handle tables and the scratch message.
 
 Each process's host objects (one per namespace: ``ErrorApi``, ``MessageApi``,
-``ProcessApi``, ``NetworkingApi``, plus its own ``Wasi`` if its module imports WASI) share one
-``ProcessContext``.  Only the process's own thread touches it, so it needs no
-lock.  Every table counts ids from 0 and never reuses one (spec section 1.2);
-an unknown id traps.  ``release`` drops everything when the process ends:
-sockets close (once their last reference is gone), queued resources go.
+``ProcessApi``, ``NetworkingApi``, plus its own ``Wasi`` if its module imports
+WASI) share one ``ProcessContext``.  Only the process's own thread touches
+it, so it needs no lock.  Every table counts ids from 0 and never reuses one
+(spec section 1.2); an unknown id traps.  ``release`` drops everything when
+the process ends: sockets close (once their last reference is gone), queued
+resources go.
 """
 
 from __future__ import annotations

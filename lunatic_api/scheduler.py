@@ -15,14 +15,16 @@ on wasmer keeps each thread's deserialized modules and store warm.
 
 A hand-over also carries a *CPU hint* (Linux): the pooled thread is woken on
 the CPU its spawner runs on, and stays there until its process first blocks
-(``release_cpu_hint``, called by the runtime's suspension points), has run
-for a while (the fuel meter's second slice) or ends.  Spawner and child then
-pass the interpreter lock back and forth several times (the child's set-up,
-its first wasm call, its clean-up), and each pass between threads on
-different CPUs costs a cross-CPU wake-up: about 30 us in these VMs, against
-a few for two threads sharing a CPU.  Measured: spawns per second of a
-function that returns at once went from ~4,000 to ~7,000 on wasmtime.  A
-process that lives on is free to move once the hint is released.
+(``release_cpu_hint``, called by the runtime's suspension points), has used
+a whole fuel slice, or ends.  Spawner and child pass the interpreter lock
+back and forth several times per spawn (the child's set-up, its first wasm
+call, its clean-up), and each pass between threads on different CPUs costs
+a cross-CPU wake-up: about 30 us in these VMs, against a few for two threads
+sharing a CPU.  Measured with ``bench/runtime.py`` (a function that returns
+at once, 2 vCPUs), hint off -> on: ~4,300 -> ~7,400 spawns/s on wasmtime,
+~3,000 -> ~5,100 on wasmer.  A process that lives on is free to move once
+the hint is released.  A thread that host code starts while its process
+still carries the hint inherits the one CPU (as threads inherit affinity).
 """
 
 from __future__ import annotations
@@ -175,9 +177,10 @@ class ThreadScheduler(Scheduler):
     a thread without a process waits for one before it ends; ``max_idle`` how
     many idle threads are kept at most.  Threads are daemons: a program that
     ends does not wait for processes still running (Lunatic abandons them).
-    ``cpu_hint`` (default: on where the platform allows it) wakes a pooled
-    thread on its spawner's CPU (see the module's docstring); process threads
-    otherwise run on the CPUs the creating thread may use now.
+    ``cpu_hint`` (default: on where the platform allows it and there are two
+    CPUs or more) wakes a pooled thread on its spawner's CPU (see the module's
+    docstring); a released hint gives a thread back ``cpus``, the CPUs the
+    thread making the scheduler was allowed when it made it.
     """
 
     stack_size: int
