@@ -20,6 +20,7 @@ from typing import Any
 from funk.errors import Trap
 from funk.memory import DURING_START, GuestMemory, MissingMemory
 from funk.resources import Resources
+from funk.traps import safe_text
 
 __all__ = ["Caller", "Instance", "Exports", "ExportFunction"]
 
@@ -75,16 +76,22 @@ class Caller:
         converting what it returned, and the message says so.  The exception
         is re-raised (or wrapped in ``Trap``) to the Python caller of the
         export once the guest has unwound, so the engine only carries text.
+
+        It must not raise: on wasmtime it runs in a C callback, where an
+        exception leaves the callback's result undefined (wasmtime then frees
+        a trap that does not exist and the interpreter aborts).  So host
+        code's own ``__str__``/``__repr__`` are called through ``safe_text``.
         """
         if isinstance(exc, Trap):
             if exc.function is None:
                 exc.function = function
-            message = exc.message
+            message = safe_text(exc.message)
         elif frame is not None and "result" in frame and isinstance(exc, _CONVERSION_ERRORS):
-            message = (f"{function}: host function returned {frame['result']!r}, which does "
-                       f"not fit its wasm result type ({exc})")
+            message = (f"{function}: host function returned "
+                       f"{safe_text(frame['result'], as_repr=True)}, which does not fit its "
+                       f"wasm result type ({safe_text(exc)})")
         else:
-            message = f"{function}: host function raised {type(exc).__name__}: {exc}"
+            message = f"{function}: host function raised {type(exc).__name__}: {safe_text(exc)}"
         if self.pending is None:
             self.pending = exc
             self.pending_message = message

@@ -12,7 +12,18 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["frame_text", "wasmtime_message", "wasmer_message"]
+__all__ = ["frame_text", "wasmtime_message", "wasmer_message", "safe_text"]
+
+
+def safe_text(value: object, as_repr: bool = False) -> str:
+    """``str(value)`` (``repr`` with ``as_repr``), or a placeholder naming its type if
+    that raises: host code's own ``__str__``/``__repr__`` must not turn a trap
+    report into a second failure."""
+    try:
+        return repr(value) if as_repr else str(value)
+    except Exception as exc:  # noqa: BLE001 - whatever a broken method raises
+        how = "repr()" if as_repr else "str()"
+        return f"<{type(value).__name__} object: {how} raised {type(exc).__name__}>"
 
 
 def frame_text(name: str | None, index: int, offset: int | None) -> str:

@@ -180,3 +180,67 @@ def test_int_is_a_valid_float_result(backend: str) -> None:
     assert inst.exports.give_f() == 3.0
     probe.value = -0.0
     assert str(inst.exports.give_f()) == "-0.0"
+
+
+# -- host code whose own __str__ / __repr__ fail ---------------------------------------
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise ValueError("no text for you")
+
+
+class BadRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr either")
+
+
+@funk.host_functions(namespace="ugly")
+class Ugly:
+    def unprintable(self) -> None:
+        raise Unprintable()
+
+    def bad_result(self) -> i32:
+        return BadRepr()  # type: ignore[return-value]
+
+    def unprintable_trap(self) -> None:
+        raise Trap(BadRepr())  # type: ignore[arg-type]
+
+    def ok(self) -> i32:
+        return 7
+
+
+UGLY_WAT = """
+(module
+  (import "ugly" "unprintable" (func $unprintable))
+  (import "ugly" "bad_result" (func $bad_result (result i32)))
+  (import "ugly" "unprintable_trap" (func $unprintable_trap))
+  (import "ugly" "ok" (func $ok (result i32)))
+  (func (export "unprintable") (call $unprintable))
+  (func (export "bad_result") (result i32) (call $bad_result))
+  (func (export "unprintable_trap") (call $unprintable_trap))
+  (func (export "ok") (result i32) (call $ok)))
+"""
+
+
+def test_unprintable_exception_and_result_still_trap(backend: str) -> None:
+    """A host exception or result whose ``__str__``/``__repr__`` raises is reported with a
+    placeholder; on wasmtime it used to abort the interpreter (an exception escaping the
+    C callback), on wasmer to leave the failure pending for the next call."""
+    inst = funk.instantiate(UGLY_WAT, [Ugly()], backend=backend)
+    with pytest.raises(Trap) as info:
+        inst.exports.unprintable()
+    assert info.value.message == ("ugly.unprintable: host function raised Unprintable: "
+                                  "<Unprintable object: str() raised ValueError>")
+    assert isinstance(info.value.__cause__, Unprintable)
+    assert inst.exports.ok() == 7  # nothing left pending
+    with pytest.raises(Trap) as info:
+        inst.exports.bad_result()
+    assert info.value.message.startswith(
+        "ugly.bad_result: host function returned <BadRepr object: repr() raised RuntimeError>, "
+        "which does not fit its wasm result type (")
+    assert inst.exports.ok() == 7
+    with pytest.raises(Trap) as info:
+        inst.exports.unprintable_trap()
+    assert info.value.function == "ugly.unprintable_trap"
+    assert inst.exports.ok() == 7

@@ -40,7 +40,7 @@ from funk.instance import Caller, ExportFunction, Instance, raise_trap
 from funk.linking import ImportSpec, LinkPlan
 from funk.memory import GuestMemory, MissingMemory
 from funk.stack import remaining, stack_reserve_of
-from funk.traps import wasmer_message
+from funk.traps import safe_text, wasmer_message
 
 __all__ = ["BACKEND", "WasmerBackend", "store"]
 
@@ -116,7 +116,8 @@ def _valtypes(types: Sequence[Any]) -> tuple[str, ...]:
 
 
 def _raise_failure(caller: Caller, exc: BaseException) -> None:
-    message, frames = wasmer_message(str(exc))
+    # ``exc`` may be host code's own exception, passed through wasmer
+    message, frames = wasmer_message(safe_text(exc))
     if caller.pending is not None:
         raise_trap(caller, message, frames)
     if isinstance(exc, RuntimeError):
