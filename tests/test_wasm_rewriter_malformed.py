@@ -16,20 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_wasm_rewriter_roundtrip import FIXTURES, fixture_bytes, structure
+from tests.test_wasm_rewriter_roundtrip import FIXTURES, fixture_bytes, structure, uleb
 from wasm_rewriter import MalformedModule, Module, Reader, decode_expr
 
 HEADER = b"\0asm\x01\0\0\0"
-
-
-def uleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = value & 0x7F
-        value >>= 7
-        out.append(b | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 def section(sid: int, payload: bytes) -> bytes:
